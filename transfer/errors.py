@@ -1,0 +1,72 @@
+"""Expected failures, each with one line a person can act on.
+
+The CLI prints ``str(error)`` on stderr and exits non-zero; the app shows it in a notification.
+Anything that is not a GputuiError is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GputuiError(Exception):
+    """An expected failure with a one-line message for the person at the keyboard."""
+
+    exit_code = 1
+
+
+class ConfigError(GputuiError):
+    """A settings or profile file that cannot be read; the message names file and line."""
+
+
+class HostNotFound(GputuiError):
+    """No host profile with that name."""
+
+
+class HostUnreachable(GputuiError):
+    """The host did not answer (refused, timed out, unknown name, network down)."""
+
+
+class AuthenticationFailed(GputuiError):
+    """The host refused every key we offered."""
+
+
+class HostKeyUnknown(GputuiError):
+    """The host presented a key nobody has trusted yet."""
+
+    exit_code = 3
+
+    def __init__(self, host: str, fingerprint: str, key_type: str) -> None:
+        self.host = host
+        self.fingerprint = fingerprint
+        self.key_type = key_type
+        super().__init__(
+            f"unknown host key for {host}: {key_type} {fingerprint}; "
+            f"check it, then run `gputui hosts trust {host}`"
+        )
+
+
+class HostKeyChanged(GputuiError):
+    """The host presented a key that differs from the trusted one: refused, loudly."""
+
+    exit_code = 4
+
+    def __init__(self, host: str, fingerprint: str, key_type: str) -> None:
+        self.host = host
+        self.fingerprint = fingerprint
+        self.key_type = key_type
+        super().__init__(
+            f"WARNING: the host key of {host} has CHANGED (now {key_type} {fingerprint}); "
+            "this may be an attack. Connection refused. If the host was rebuilt, remove its old "
+            "key from known_hosts and trust it again"
+        )
+
+
+class LinkLost(GputuiError):
+    """The connection dropped and could not be restored."""
+
+
+class RemoteCommandFailed(GputuiError):
+    """A remote command that had to succeed did not."""
+
+
+class RemoteFileError(GputuiError):
+    """A file operation failed on the host (missing, permission denied, disk full…)."""

@@ -1,0 +1,220 @@
+"""Host profiles: what gputui knows about each machine, stored in ``$GPUTUI_HOME/hosts.yaml``.
+
+The file holds no secrets: keys come from the agent or key files, API tokens from the environment.
+It is written atomically with mode 0600. A file that cannot be read gives one ConfigError naming
+the file and line, and is never overwritten until it is fixed, so nothing the person wrote is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from transfer.errors import ConfigError, HostNotFound
+from transfer.paths import hosts_file
+
+LOCAL = "local"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class HostProfile(BaseModel):
+    """One machine that gputui can reach, over SSH or (for ``local``) directly."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str
+    transport: Literal["ssh", "local"] = "ssh"
+    hostname: str = ""
+    user: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    identity_file: str | None = None
+    proxy_jump: str | None = None
+    workdir: str = "~/gputui"
+    env_activation: str | None = None
+    setup_command: str | None = None
+    provider: str | None = None
+    rate_usd_per_hour: float = Field(default=0.0, ge=0.0)
+    stop_command: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 64), starting alnum")
+        return value
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname_has_no_spaces(cls, value: str) -> str:
+        if any(c.isspace() for c in value) or value.startswith("-"):
+            raise ValueError("a host name has no spaces and does not start with '-'")
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return self.transport == "local"
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` as a person reads it."""
+        if self.is_local:
+            return "this machine"
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port != 22 else ""
+        return f"{user}{self.hostname}{port}"
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The fields that differ from the defaults, without the name (it is the key)."""
+        data = self.model_dump(exclude_defaults=True)
+        data.pop("name", None)
+        return data
+
+
+def local_host() -> HostProfile:
+    """The built-in host for this machine: no server, no keys."""
+    return HostProfile(
+        name=LOCAL,
+        transport="local",
+        hostname="localhost",
+        workdir=os.environ.get("GPUTUI_LOCAL_WORKDIR", "~/gputui"),
+        provider="this machine",
+    )
+
+
+class HostStore:
+    """Reads and writes the host profiles file.
+
+    ``hosts.yaml`` looks like::
+
+        hosts:
+          a100:
+            hostname: 203.0.113.7
+            user: root
+            port: 22022
+            rate_usd_per_hour: 1.89
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or hosts_file()
+
+    def load(self) -> list[HostProfile]:
+        """All profiles, ``local`` first. Raises ConfigError for a file that cannot be read."""
+        hosts = [local_host()]
+        if not self.path.exists():
+            return hosts
+        _tighten_mode(self.path)
+        text = self.path.read_text(encoding="utf-8")
+        try:
+            node = yaml.compose(text)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{self.path}{line}: invalid YAML: {problem}") from None
+        if data is None:
+            return hosts
+        if not isinstance(data, dict) or not isinstance(data.get("hosts", {}), dict):
+            raise ConfigError(f"{self.path}:1: expected a mapping 'hosts:' of name → profile")
+        for name, fields in (data.get("hosts") or {}).items():
+            line = _line_of(node, ["hosts", name])
+            if fields is None:
+                fields = {}
+            if not isinstance(fields, dict):
+                raise ConfigError(f"{self.path}:{line}: host {name!r} must be a mapping of fields")
+            if str(name) == LOCAL and fields.get("transport", "local") == "local":
+                # The built-in host may be tuned (workdir, rate) but stays local.
+                base = local_host().model_dump()
+                base.update(fields)
+                fields = base
+            try:
+                hosts = [h for h in hosts if h.name != str(name)]
+                hosts.append(HostProfile(**{**fields, "name": str(name)}))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = str(err["loc"][0]) if err["loc"] else ""
+                at = _line_of(node, ["hosts", name, field]) if field else line
+                raise ConfigError(
+                    f"{self.path}:{at}: host {name!r}, field {field!r}: {err['msg']}"
+                ) from None
+        return hosts
+
+    def get(self, name: str) -> HostProfile:
+        for host in self.load():
+            if host.name == name:
+                return host
+        raise HostNotFound(f"no host named {name!r}; see `gputui hosts list`")
+
+    def save(self, hosts: list[HostProfile]) -> None:
+        """Write all profiles atomically (temp file, fsync, rename) with mode 0600."""
+        local_default = local_host()
+        entries: dict[str, Any] = {}
+        for host in hosts:
+            if host.name == LOCAL and host == local_default:
+                continue
+            entries[host.name] = host.to_yaml_dict()
+        text = yaml.safe_dump({"hosts": entries}, sort_keys=False, allow_unicode=True)
+        _atomic_write(self.path, text)
+
+    def upsert(self, host: HostProfile) -> None:
+        """Add or replace one profile, keeping the others as they are."""
+        hosts = [h for h in self.load() if h.name != host.name]
+        hosts.append(host)
+        self.save(hosts)
+
+    def remove(self, name: str) -> None:
+        if name == LOCAL:
+            raise ConfigError("the built-in 'local' host cannot be removed")
+        hosts = self.load()
+        if not any(h.name == name for h in hosts):
+            raise HostNotFound(f"no host named {name!r}; see `gputui hosts list`")
+        self.save([h for h in hosts if h.name != name])
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _tighten_mode(path: Path) -> None:
+    """The file must not be readable by others, even though it holds no secrets."""
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _line_of(node: yaml.Node | None, keys: list[Any]) -> int:
+    """1-based line of the value at ``keys`` in a composed YAML tree (best effort)."""
+    line = 1
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if str(key_node.value) == str(key):
+                line = key_node.start_mark.line + 1
+                node = value_node
+                break
+        else:
+            break
+    return line

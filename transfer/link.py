@@ -1,0 +1,167 @@
+"""One async interface to a host, with two implementations: SSH (asyncssh) and the local machine.
+
+Everything else in transfer/ is written once against :class:`Link`, so the whole loop works on a
+laptop's own GPU with no server. Paths on the host are POSIX strings; a leading ``~`` means the
+home folder of the account we log in as.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+
+from transfer.errors import RemoteCommandFailed
+from transfer.hosts import HostProfile
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command left behind."""
+
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def check(self) -> CommandResult:
+        """Return self when the command succeeded, else raise with its last stderr line."""
+        if not self.ok:
+            last = (self.stderr.strip().splitlines() or [""])[-1]
+            raise RemoteCommandFailed(
+                f"`{self.command[:80]}` exited {self.exit_status}" + (f": {last}" if last else "")
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """The few attributes of a file that sync and jobs need."""
+
+    path: str
+    size: int
+    mtime: float
+    mode: int
+    is_dir: bool
+    is_symlink: bool
+
+
+class LinkFile(abc.ABC):
+    """An open file on the host, read and written at explicit offsets."""
+
+    @abc.abstractmethod
+    async def read(self, size: int = -1, offset: int | None = None) -> bytes: ...
+
+    @abc.abstractmethod
+    async def write(self, data: bytes, offset: int | None = None) -> int: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> LinkFile:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Link(abc.ABC):
+    """A live connection to one host. Use as ``async with connect(host) as link:``."""
+
+    def __init__(self, host: HostProfile) -> None:
+        self.host = host
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the connection; raises a GputuiError that says why it could not."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Link:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- commands --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def run(
+        self,
+        command: str,
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> CommandResult:
+        """Run ``command`` through the host's shell (``sh -c``); the caller quotes arguments."""
+
+    @abc.abstractmethod
+    def stream(self, command: str) -> AsyncIterator[str]:
+        """Yield the command's stdout lines (without the newline) as they arrive."""
+
+    # -- files -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def home(self) -> str:
+        """The absolute home folder on the host."""
+
+    async def expand(self, path: str) -> str:
+        """``~`` and ``~/x`` become absolute; other paths are returned as they are."""
+        if path == "~" or path.startswith("~/"):
+            return (await self.home()).rstrip("/") + path[1:]
+        return path
+
+    @abc.abstractmethod
+    async def stat(self, path: str, *, follow_symlinks: bool = True) -> FileStat:
+        """Raises FileNotFoundError when there is nothing at ``path``."""
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    @abc.abstractmethod
+    async def listdir(self, path: str) -> list[str]:
+        """Names in a folder, without ``.`` and ``..``."""
+
+    @abc.abstractmethod
+    async def open(self, path: str, mode: str = "rb") -> LinkFile:
+        """Open a file: modes ``rb``, ``wb``, ``ab``, ``r+b``."""
+
+    async def read_bytes(self, path: str) -> bytes:
+        async with await self.open(path, "rb") as f:
+            return await f.read()
+
+    async def write_bytes(self, path: str, data: bytes) -> None:
+        async with await self.open(path, "wb") as f:
+            await f.write(data)
+
+    @abc.abstractmethod
+    async def rename(self, src: str, dst: str) -> None:
+        """Rename, replacing ``dst`` if it exists (POSIX rename semantics)."""
+
+    @abc.abstractmethod
+    async def mkdir(self, path: str, *, parents: bool = True, exist_ok: bool = True) -> None: ...
+
+    @abc.abstractmethod
+    async def remove(self, path: str) -> None:
+        """Remove a file, a symlink or an empty folder."""

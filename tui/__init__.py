@@ -1,0 +1,1 @@
+"""Laptop side: the Textual app and the CLI."""
