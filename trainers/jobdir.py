@@ -1,4 +1,4 @@
-"""The on-host layout of a gputui job folder, shared by the job wrapper, the laptop and the watchdog.
+"""The on-host layout of a gputui job folder, shared by the wrapper, the laptop and the watchdog.
 
 A job lives in ``~/.gputui/jobs/<id>/`` on the host that runs it, so that the truth about a job
 stays where the job runs and any laptop can reconnect to it. The wrapper writes these files:
@@ -10,8 +10,26 @@ stays where the job runs and any laptop can reconnect to it. The wrapper writes 
                   live job from a reused PID or a rebooted host
 - ``exit_code``   the command's exit status, written when it ends
 - ``ended_at``    Unix time the command ended
-- ``stop``        written by ``gputui stop``: ``TERM`` or ``KILL`` and the time, so the state can say
-                  "stopped" rather than "failed"
+- ``stop``        written by ``gputui stop``: ``TERM`` or ``KILL`` and the time, so the state
+                  can say "stopped" rather than "failed" (one such line per signal sent:
+                  ``TERM`` then, when the grace period ran out, ``KILL``)
+
+and these, which only the job machinery reads:
+
+- ``command``     the command exactly as the person wrote it, run by ``bash`` (else ``sh``)
+- ``env``         the host's environment activation, sourced before the command (may be absent)
+- ``workdir``     the absolute folder the command starts in
+- ``wrapper.sh``  the wrapper script itself (so a person on the host can read what ran)
+- ``wrapper``     one line ``PID BOOT_ID START_TICKS`` of the wrapper, which outlives the command
+                  by the moment it takes to write the exit code
+- ``started_at``  Unix time the command was started
+
+and, when the command is gputui's trainer (it finds the folder through ``GPUTUI_JOB_DIR``):
+
+- ``metrics.jsonl`` a symlink to the run's progress lines (``trainers.metrics``), so the laptop
+                  can follow a job's metrics without reading its config
+- ``output``      a symlink to the run's output folder (checkpoints, adapter): what a pull of
+                  the job's results fetches
 
 This module is stdlib-only: the laptop side imports it without torch.
 """
@@ -30,6 +48,16 @@ PID = "pid"
 EXIT_CODE = "exit_code"
 ENDED_AT = "ended_at"
 STOP = "stop"
+COMMAND = "command"
+ENV = "env"
+WORKDIR = "workdir"
+WRAPPER_SCRIPT = "wrapper.sh"
+WRAPPER = "wrapper"
+STARTED_AT = "started_at"
+METRICS_LINK = "metrics.jsonl"
+OUTPUT_LINK = "output"
+#: Set by the wrapper for the command it runs: the absolute path of the job folder.
+JOB_DIR_ENV = "GPUTUI_JOB_DIR"
 
 #: How long a job with metadata but no pid file still counts as starting.
 STARTING_GRACE_S = 120.0
@@ -69,13 +97,18 @@ def boot_id() -> str:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot, or None when there is no such process."""
+    """Start time of ``pid`` in clock ticks since boot, or None when there is no live process.
+
+    A zombie (state ``Z``) has finished its work and only waits to be reaped: it counts as gone.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[:1] == ["Z"]:
+        return None
     try:
         return int(fields[19])
     except (IndexError, ValueError):

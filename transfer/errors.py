@@ -34,10 +34,20 @@ class HostKeyUnknown(GputuiError):
 
     exit_code = 3
 
-    def __init__(self, host: str, fingerprint: str, key_type: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        fingerprint: str,
+        key_type: str,
+        *,
+        public_key: str = "",
+        known_as: str = "",
+    ) -> None:
         self.host = host
         self.fingerprint = fingerprint
         self.key_type = key_type
+        self.public_key = public_key  # OpenSSH one-line form, so a dialog can trust what it showed
+        self.known_as = known_as  # the known_hosts name: ``host`` or ``[host]:port``
         super().__init__(
             f"unknown host key for {host}: {key_type} {fingerprint}; "
             f"check it, then run `gputui hosts trust {host}`"
@@ -49,10 +59,20 @@ class HostKeyChanged(GputuiError):
 
     exit_code = 4
 
-    def __init__(self, host: str, fingerprint: str, key_type: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        fingerprint: str,
+        key_type: str,
+        *,
+        public_key: str = "",
+        known_as: str = "",
+    ) -> None:
         self.host = host
         self.fingerprint = fingerprint
         self.key_type = key_type
+        self.public_key = public_key
+        self.known_as = known_as
         super().__init__(
             f"WARNING: the host key of {host} has CHANGED (now {key_type} {fingerprint}); "
             "this may be an attack. Connection refused. If the host was rebuilt, remove its old "
@@ -70,3 +90,7 @@ class RemoteCommandFailed(GputuiError):
 
 class RemoteFileError(GputuiError):
     """A file operation failed on the host (missing, permission denied, disk full…)."""
+
+
+class RemoteFileNotFound(RemoteFileError, FileNotFoundError):
+    """Nothing at that path on the host; also a FileNotFoundError, as Link.stat promises."""

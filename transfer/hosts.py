@@ -116,9 +116,9 @@ class HostStore:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
+            where = f":{mark.line + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{self.path}{line}: invalid YAML: {problem}") from None
+            raise ConfigError(f"{self.path}{where}: invalid YAML: {problem}") from None
         if data is None:
             return hosts
         if not isinstance(data, dict) or not isinstance(data.get("hosts", {}), dict):

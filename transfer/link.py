@@ -8,12 +8,29 @@ home folder of the account we log in as.
 from __future__ import annotations
 
 import abc
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 
 from transfer.errors import RemoteCommandFailed
 from transfer.hosts import HostProfile
+
+
+def shown_path(path: str) -> str:
+    """A path for a one-line message: quoted when it holds newlines or other control bytes."""
+    return path if path.isprintable() else repr(path)
+
+
+def exit_status_for_signal(name_or_number: str | int) -> int:
+    """What a POSIX shell reports for a command killed by a signal: 128 + its number."""
+    if isinstance(name_or_number, int):
+        return 128 + name_or_number
+    name = name_or_number.upper()
+    try:
+        return 128 + signal.Signals[name if name.startswith("SIG") else f"SIG{name}"].value
+    except KeyError:
+        return 255
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,10 @@ class Link(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    async def ensure_connected(self) -> None:
+        """Make sure the link is usable now (an SSH link reconnects, with backoff)."""
+        return None
 
     async def __aenter__(self) -> Link:
         await self.connect()

@@ -88,7 +88,9 @@ def test_malformed_yaml_names_file_and_line(store: HostStore) -> None:
 
 
 def test_bad_field_names_file_line_and_field(store: HostStore) -> None:
-    store.path.write_text("hosts:\n  ok:\n    hostname: a\n  gpu:\n    hostname: b\n    port: 70000\n")
+    store.path.write_text(
+        "hosts:\n  ok:\n    hostname: a\n  gpu:\n    hostname: b\n    port: 70000\n"
+    )
     with pytest.raises(ConfigError) as err:
         store.load()
     assert str(err.value).startswith(f"{store.path}:6: host 'gpu', field 'port'")

@@ -20,7 +20,8 @@ def test_hosts_include_proxyjump_and_defaults(tmp_path: Path) -> None:
     ssh = tmp_path / "ssh"
     write(
         ssh / "config.d" / "lambda.conf",
-        "Host lambda-a100\n  HostName 203.0.113.7\n  User ubuntu\n  IdentityFile ~/.ssh/id_lambda\n",
+        "Host lambda-a100\n  HostName 203.0.113.7\n  User ubuntu\n"
+        "  IdentityFile ~/.ssh/id_lambda\n",
     )
     config = write(
         ssh / "config",

@@ -1,0 +1,112 @@
+"""Shared fixtures: an isolated gputui home for every test, and real sshd servers.
+
+Tests never read the person's own ``~/.ssh``: ``GPUTUI_SSH_DIR`` points at an empty folder per
+test, and ``SSH_AUTH_SOCK`` is unset unless a test starts its own agent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import netguard
+import pytest
+from sshd import SshServer, generate_key
+
+netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """``$GPUTUI_HOME`` and the ssh folder gputui reads are fresh, empty folders.
+
+    They live outside ``tmp_path``, so a test's own ``tmp_path`` starts empty.
+    """
+    base = tmp_path_factory.mktemp("isolated")
+    home = base / "gputui-home"
+    ssh_dir = base / "dot-ssh"
+    home.mkdir(mode=0o700)
+    ssh_dir.mkdir(mode=0o700)
+    monkeypatch.setenv("GPUTUI_HOME", str(home))
+    monkeypatch.setenv("GPUTUI_SSH_DIR", str(ssh_dir))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv("SSH_AGENT_PID", raising=False)
+    return home
+
+
+@pytest.fixture
+def ssh_dir(isolated_home: Path) -> Path:
+    """The folder that stands for ``~/.ssh`` in this test (config, known_hosts, keys)."""
+    return Path(os.environ["GPUTUI_SSH_DIR"])
+
+
+@pytest.fixture(scope="session")
+def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user key every test sshd accepts (generated once per run)."""
+    return generate_key(tmp_path_factory.mktemp("client-key") / "id_ed25519")
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory, client_key: Path) -> Iterator[SshServer]:
+    """A host, shared by the tests that do not change its keys."""
+    server = SshServer(root=tmp_path_factory.mktemp("sshd1"), client_key=client_key)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd_server2(tmp_path_factory: pytest.TempPathFactory, client_key: Path) -> Iterator[SshServer]:
+    """A second host (a jump host, or another machine), with its own host key."""
+    server = SshServer(root=tmp_path_factory.mktemp("sshd2"), client_key=client_key)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_sshd(tmp_path: Path, client_key: Path) -> Iterator[SshServer]:
+    """A host of this test alone, for tests that rotate its key or restart it."""
+    server = SshServer(root=tmp_path / "sshd", client_key=client_key)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ssh_agent(tmp_path: Path, client_key: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private ssh-agent holding the test key; ``SSH_AUTH_SOCK`` points at it."""
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while not sock.exists():
+            if time.monotonic() > deadline or agent.poll() is not None:
+                raise RuntimeError("ssh-agent did not start")
+            time.sleep(0.01)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(
+            ["ssh-add", "-q", str(client_key)],
+            env=env,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield sock
+    finally:
+        agent.terminate()
+        agent.wait(timeout=5)

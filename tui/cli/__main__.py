@@ -1,0 +1,5 @@
+"""``python -m tui.cli`` is ``gputui``."""
+
+from tui.cli import main
+
+raise SystemExit(main())

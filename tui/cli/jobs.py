@@ -1,0 +1,432 @@
+"""``gputui run|jobs|logs|stop|attach|setup``: detached jobs on a host, from the shell.
+
+``run`` prints only the job id on stdout, so ``JOB=$(gputui run gpu1 -- python train.py)``
+works; what a person reads goes to stderr. ``logs -f`` rides out dropped links without losing
+or repeating a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from transfer.connect import open_link
+from transfer.errors import GputuiError
+from transfer.hosts import HostProfile, HostStore
+from transfer.jobs.attach import attach_argv
+from transfer.jobs.events import LogEnded, LogLines, LogReconnecting, LogResumed
+from transfer.jobs.host import HostJobs
+from transfer.jobs.index import hosts_with_jobs
+from transfer.jobs.launch import command_from_argv, launch_job
+from transfer.jobs.logs import follow_log
+from transfer.jobs.state import JobMeta, JobState, JobStatus
+from transfer.jobs.stop import DEFAULT_GRACE_S, stop_job
+from tui.cli.common import UsageError, out, print_json
+
+NONE = "—"
+STATE_STYLES = {
+    JobState.STARTING: "yellow",
+    JobState.RUNNING: "green",
+    JobState.SUCCEEDED: "bold green",
+    JobState.FAILED: "bold red",
+    JobState.STOPPED: "magenta",
+    JobState.LOST: "red",
+}
+
+
+def register(subparsers: Any) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="launch a detached job on a host",
+        description="Launch CMD on HOST in a tmux session of its own (setsid nohup when the "
+        "host has no tmux) and print the job id. One argument after -- is a shell command line "
+        "('python train.py > out 2>&1'); several are a program and its arguments, passed as is.",
+        usage="gputui run HOST [--name N] [--workdir DIR] [--no-tmux] -- CMD…",
+    )
+    run.add_argument("host_name", metavar="HOST")
+    _run_options(run)
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD…")
+    run.set_defaults(handler=run_command)
+
+    listing = subparsers.add_parser(
+        "jobs",
+        help="list jobs",
+        description="List the jobs on HOST (default: every host "
+        "that jobs were launched on from this machine).",
+    )
+    listing.add_argument("host_name", nargs="?", metavar="HOST")
+    listing.add_argument("--json", action="store_true", help="JSON for scripts")
+    listing.set_defaults(handler=list_command)
+
+    logs = subparsers.add_parser(
+        "logs",
+        help="print or follow a job's log",
+        description="Print JOB's log (its id, name, or a unique id prefix). Progress bars "
+        "redrawn with carriage returns show their last state.",
+    )
+    logs.add_argument("host_name", metavar="HOST")
+    logs.add_argument("job", metavar="JOB")
+    logs.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep following until the job ends (reconnects when the link drops)",
+    )
+    logs.add_argument("--tail", type=int, metavar="N", help="start with the last N lines")
+    logs.set_defaults(handler=logs_command)
+
+    stop = subparsers.add_parser(
+        "stop",
+        help="stop a job: SIGTERM, a grace period, then SIGKILL",
+        description="Send SIGTERM to JOB's process group so it can checkpoint, wait up to "
+        "--grace seconds, then SIGKILL what is left. --grace 0 sends SIGKILL at once.",
+    )
+    stop.add_argument("host_name", metavar="HOST")
+    stop.add_argument("job", metavar="JOB")
+    stop.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        metavar="S",
+        help=f"seconds between SIGTERM and SIGKILL (default {DEFAULT_GRACE_S:g})",
+    )
+    stop.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the stop is under way (the host finishes it)",
+    )
+    stop.add_argument("--json", action="store_true", help="JSON for scripts")
+    stop.set_defaults(handler=stop_command)
+
+    attach = subparsers.add_parser(
+        "attach",
+        help="watch a job live in its tmux session (detach: Ctrl+B D)",
+        description="Hand this terminal to `ssh -t HOST tmux attach` for JOB's session.",
+    )
+    attach.add_argument("host_name", metavar="HOST")
+    attach.add_argument("job", metavar="JOB")
+    attach.set_defaults(handler=attach_command)
+
+    setup = subparsers.add_parser(
+        "setup",
+        help="run the host's setup command as a job and follow it",
+        description="Run HOST's setup_command (gputui hosts add --setup …) as a job named "
+        "'setup' and print its log until it ends; the exit status is the setup's.",
+    )
+    setup.add_argument("host_name", metavar="HOST")
+    setup.add_argument("--detach", action="store_true", help="print the job id and return")
+    setup.set_defaults(handler=setup_command)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", metavar="N", help="a name to recognise the job by")
+    parser.add_argument(
+        "--workdir", metavar="DIR", help="folder to run in (default: the host's workdir)"
+    )
+    parser.add_argument(
+        "--no-tmux", action="store_true", help="run under setsid nohup even when the host has tmux"
+    )
+
+
+def split_run_arguments(args: argparse.Namespace) -> list[str]:
+    """Options given after HOST arrive inside the command: take them out, up to ``--``."""
+    words: list[str] = list(args.command)
+    if "--" in words:
+        cut = words.index("--")
+        leading, words = words[:cut], words[cut + 1 :]
+    elif words and words[0].startswith("-"):
+        raise UsageError("put the command after `--`, e.g. gputui run HOST -- python train.py")
+    else:
+        leading = []
+    if leading:
+        options = argparse.ArgumentParser(prog="gputui run", add_help=False, exit_on_error=False)
+        _run_options(options)
+        try:
+            parsed, unknown = options.parse_known_args(leading)
+        except argparse.ArgumentError as exc:
+            raise UsageError(str(exc)) from None
+        if unknown:
+            raise UsageError(f"unknown option(s) before `--`: {' '.join(unknown)}")
+        for key in ("name", "workdir"):
+            if getattr(parsed, key) is not None:
+                setattr(args, key, getattr(parsed, key))
+        args.no_tmux = args.no_tmux or parsed.no_tmux
+    return words
+
+
+# -- run ----------------------------------------------------------------------------------
+def run_command(args: argparse.Namespace) -> int:
+    command = command_from_argv(split_run_arguments(args))
+    host = HostStore().get(args.host_name)
+    meta = asyncio.run(_launch(host, command, args.name, args.workdir, not args.no_tmux))
+    sys.stdout.write(meta.id + "\n")
+    sys.stdout.flush()
+    how = f"tmux session {meta.tmux_session}" if meta.tmux_session else "setsid nohup (no tmux)"
+    sys.stderr.write(
+        f"started {meta.id} on {host.name} in {how}; follow it: "
+        f"gputui logs {host.name} {meta.id} -f\n"
+    )
+    return 0
+
+
+async def _launch(
+    host: HostProfile, command: str, name: str | None, workdir: str | None, use_tmux: bool
+) -> JobMeta:
+    async with open_link(host) as link:
+        return await launch_job(
+            HostJobs(link), command, name=name, workdir=workdir, use_tmux=use_tmux
+        )
+
+
+# -- jobs ---------------------------------------------------------------------------------
+def list_command(args: argparse.Namespace) -> int:
+    store = HostStore()
+    names = [args.host_name] if args.host_name else hosts_with_jobs()
+    hosts = [store.get(name) for name in names] if args.host_name else _known(store, names)
+    results = asyncio.run(_list_all(hosts))
+    if args.json:
+        print_json(
+            [
+                {**job.to_json(host.rate_usd_per_hour)}
+                for host, jobs, _error in results
+                for job in jobs
+            ]
+        )
+    else:
+        _print_jobs(results)
+    failed = [(host, error) for host, _jobs, error in results if error]
+    for host, error in failed:
+        sys.stderr.write(f"gputui: {host.name}: {error}\n")
+    if args.host_name and failed:
+        return 1
+    return 0
+
+
+def _known(store: HostStore, names: list[str]) -> list[HostProfile]:
+    by_name = {host.name: host for host in store.load()}
+    return [by_name[name] for name in names if name in by_name]
+
+
+async def _list_all(
+    hosts: list[HostProfile],
+) -> list[tuple[HostProfile, list[JobStatus], str | None]]:
+    async def one(host: HostProfile) -> tuple[HostProfile, list[JobStatus], str | None]:
+        try:
+            async with open_link(host) as link:
+                return host, await HostJobs(link).list(), None
+        except GputuiError as exc:
+            return host, [], str(exc)
+
+    return list(await asyncio.gather(*(one(host) for host in hosts)))
+
+
+def _print_jobs(results: list[tuple[HostProfile, list[JobStatus], str | None]]) -> None:
+    if not any(jobs for _h, jobs, _e in results):
+        if not any(error for _h, _j, error in results):
+            out().print("no jobs yet; launch one with: gputui run HOST -- CMD")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("HOST", "ID", "NAME", "STATE", "RUNTIME", "EXIT", "COST"):
+        table.add_column(
+            column, justify="right" if column in ("RUNTIME", "EXIT", "COST") else "left"
+        )
+    for host, jobs, _error in results:
+        for job in jobs:
+            cost = job.cost_usd(host.rate_usd_per_hour)
+            table.add_row(
+                host.name,
+                job.id,
+                Text(one_line(job.name)),
+                Text(job.state_text, style=STATE_STYLES[job.state]),
+                format_duration(job.runtime_s),
+                NONE if job.exit_code is None else str(job.exit_code),
+                NONE if cost is None or not host.rate_usd_per_hour else f"${cost:.2f}",
+            )
+    out().print(table)
+
+
+def one_line(text: str, limit: int = 40) -> str:
+    """A name as one line: control characters shown escaped, long names shortened."""
+    shown = text if text.isprintable() else repr(text)[1:-1]
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return NONE
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+# -- logs ---------------------------------------------------------------------------------
+def logs_command(args: argparse.Namespace) -> int:
+    if args.tail is not None and args.tail < 0:
+        raise UsageError("--tail takes a number of lines, 0 or more")
+    host = HostStore().get(args.host_name)
+    try:
+        asyncio.run(_print_log(host, args.job, follow=args.follow, tail=args.tail))
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error; and nothing more to flush at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+async def _print_log(host: HostProfile, ref: str, *, follow: bool, tail: int | None) -> JobStatus:
+    async with open_link(host) as link:
+        jobs = HostJobs(link)
+        job = await jobs.resolve(ref)
+        printer = _LinePrinter(sys.stdout)
+        ended: JobStatus | None = None
+        async for event in follow_log(jobs, job.id, follow=follow, tail=tail):
+            if isinstance(event, LogLines):
+                printer.lines(event.lines, event.partial if follow else None)
+            elif isinstance(event, LogReconnecting):
+                printer.note(
+                    f"gputui: lost the link to {host.name} ({event.reason}); "
+                    f"reconnecting (attempt {event.attempt})"
+                )
+            elif isinstance(event, LogResumed):
+                printer.note(f"gputui: reconnected to {host.name}; following on")
+            elif isinstance(event, LogEnded):
+                ended = event.status
+        printer.finish()
+        if follow and ended is not None:
+            printer.note(f"gputui: {ended.id} {ended.state_text}")
+        return ended or job
+
+
+class _LinePrinter:
+    """Lines to stdout; on a terminal, the progress bar being redrawn shows on the last line."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.showing_partial = False
+
+    def lines(self, lines: Sequence[str], partial: str | None) -> None:
+        text = "".join(f"{line}\n" for line in lines)
+        if self.showing_partial and (lines or partial is None):
+            text = "\r\x1b[K" + text
+            self.showing_partial = False
+        if self.tty and partial:
+            text += ("\r\x1b[K" if self.showing_partial else "") + partial
+            self.showing_partial = True
+        if text:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def note(self, text: str) -> None:
+        self.finish()
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.showing_partial:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.showing_partial = False
+
+
+# -- stop ---------------------------------------------------------------------------------
+def stop_command(args: argparse.Namespace) -> int:
+    if args.grace < 0:
+        raise UsageError("--grace takes seconds, 0 or more")
+    host = HostStore().get(args.host_name)
+    before, after = asyncio.run(_stop(host, args.job, args.grace, not args.no_wait))
+    if args.json:
+        print_json(after.to_json(host.rate_usd_per_hour))
+    elif not before.state.is_active:
+        out().print(f"{after.id} had already ended: {after.state_text}")
+    elif after.state.is_active:
+        out().print(f"{after.id}: stop under way ({after.state_text})")
+    else:
+        out().print(f"{after.id}: {after.state_text}")
+    return 0
+
+
+async def _stop(
+    host: HostProfile, ref: str, grace_s: float, wait: bool
+) -> tuple[JobStatus, JobStatus]:
+    async with open_link(host) as link:
+        jobs = HostJobs(link)
+        job = await jobs.resolve(ref)
+        return job, await stop_job(jobs, job.id, grace_s=grace_s, wait=wait)
+
+
+# -- attach -------------------------------------------------------------------------------
+def attach_command(args: argparse.Namespace) -> int:
+    host = HostStore().get(args.host_name)
+    job = asyncio.run(_resolve(host, args.job))
+    argv = attach_argv(host, job)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        raise GputuiError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    return 0  # not reached
+
+
+async def _resolve(host: HostProfile, ref: str) -> JobStatus:
+    async with open_link(host) as link:
+        return await HostJobs(link).resolve(ref)
+
+
+# -- setup --------------------------------------------------------------------------------
+def setup_command(args: argparse.Namespace) -> int:
+    host = HostStore().get(args.host_name)
+    if not host.setup_command:
+        raise UsageError(
+            f"{host.name} has no setup command; add one with "
+            f"`gputui hosts add {host.name} --replace … --setup CMD`"
+        )
+    ended = asyncio.run(_setup(host, follow=not args.detach))
+    if ended is None:
+        return 0
+    if ended.state is JobState.SUCCEEDED:
+        sys.stderr.write(f"gputui: setup of {host.name} finished\n")
+        return 0
+    sys.stderr.write(f"gputui: setup of {host.name} {ended.state_text}\n")
+    return 1
+
+
+async def _setup(host: HostProfile, *, follow: bool) -> JobStatus | None:
+    assert host.setup_command is not None
+    async with open_link(host) as link:
+        jobs = HostJobs(link)
+        meta = await launch_job(jobs, host.setup_command, name="setup")
+        sys.stderr.write(f"setup job {meta.id} started on {host.name}\n")
+        if not follow:
+            sys.stdout.write(meta.id + "\n")
+            return None
+        printer = _LinePrinter(sys.stdout)
+        started = time.monotonic()
+        ended: JobStatus | None = None
+        async for event in follow_log(jobs, meta.id):
+            if isinstance(event, LogLines):
+                printer.lines(event.lines, event.partial)
+            elif isinstance(event, LogReconnecting):
+                printer.note(f"gputui: lost the link to {host.name}; reconnecting")
+            elif isinstance(event, LogEnded):
+                ended = event.status
+        printer.finish()
+        if ended is None:
+            ended = await jobs.status(meta.id)
+        sys.stderr.write(f"gputui: took {format_duration(time.monotonic() - started)}\n")
+        return ended
