@@ -73,6 +73,9 @@ class SshServer:
     host: str = "127.0.0.1"
     port: int = 0
     user: str = field(default_factory=getpass.getuser)
+    #: What sshd is started under, e.g. ``("ip", "netns", "exec", NS)`` for a host in a network
+    #: namespace; the program must exec sshd, so that the pid is sshd's.
+    launcher: tuple[str, ...] = ()
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     # -- paths -----------------------------------------------------------------------------
@@ -233,7 +236,8 @@ class SshServer:
         log = self.log_path.open("ab")
         try:
             self._process = subprocess.Popen(
-                [SSHD, "-D", "-f", str(self.config_path), "-E", str(self.log_path)],
+                [*self.launcher, SSHD, "-D", "-f", str(self.config_path),
+                 "-E", str(self.log_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from trainers import checkpoint as ckpt
 from trainers.config import ConfigError, OptimizerSettings, TrainConfig, load_config
+from trainers.jobdir import JOB_DIR_ENV, METRICS_LINK, OUTPUT_LINK
 from trainers.metrics import MetricsWriter, ProgressLine
 from trainers.modeling import TrainerError
 from trainers.preemption import SpotNoticeWatcher, StopFlag, stop_on_signals
@@ -150,6 +151,33 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def link_job_dir(output: Path, job_dir: str | None = None) -> None:
+    """Point a gputui job folder at this run's metrics and outputs (see trainers/jobdir.py).
+
+    The laptop then follows a job's metrics and pulls its results without reading its config.
+    Each link is made under a temporary name and renamed over the old one, so a reader never
+    finds it missing, even when a resume in another folder replaces it. A job folder that cannot
+    take the links costs a warning, never the run.
+    """
+    folder = job_dir if job_dir is not None else os.environ.get(JOB_DIR_ENV)
+    if not folder:
+        return
+    output = Path(os.path.abspath(output))
+    links = {METRICS_LINK: output / "metrics.jsonl", OUTPUT_LINK: output}
+    for name, target in links.items():
+        link = Path(folder) / name
+        scratch = Path(folder) / f".{name}.tmp-{os.getpid()}"
+        try:
+            scratch.unlink(missing_ok=True)
+            os.symlink(target, scratch)
+            os.replace(scratch, link)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                scratch.unlink()
+            print(f"warning: cannot link {link} to {target}: {exc.strerror or exc}",
+                  file=sys.stderr, flush=True)
 
 
 class Trainer:
@@ -475,6 +503,7 @@ class Trainer:
     def run(self) -> int:
         lock = _RunLock(self.output)
         try:
+            link_job_dir(self.output)
             self._setup()
             self.versions = _library_versions()
             with MetricsWriter(self.output / "metrics.jsonl", echo=self.echo) as writer:

@@ -78,12 +78,19 @@ class HostProfile(BaseModel):
 
 
 def local_host() -> HostProfile:
-    """The built-in host for this machine: no server, no keys."""
+    """The built-in host for this machine: no server, no keys.
+
+    ``GPUTUI_LOCAL_WORKDIR``, ``GPUTUI_LOCAL_ENV`` (environment activation) and
+    ``GPUTUI_LOCAL_SETUP`` (setup command) set its fields for one run: ``gputui --demo`` uses
+    them, and so do tests. A ``local`` entry in hosts.yaml still has the last word.
+    """
     return HostProfile(
         name=LOCAL,
         transport="local",
         hostname="localhost",
         workdir=os.environ.get("GPUTUI_LOCAL_WORKDIR", "~/gputui"),
+        env_activation=os.environ.get("GPUTUI_LOCAL_ENV") or None,
+        setup_command=os.environ.get("GPUTUI_LOCAL_SETUP") or None,
         provider="this machine",
     )
 

@@ -81,3 +81,46 @@ HOST_SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("host.test", "t", "test_host", "Test", "Test this host",
                "Connect to this host and probe it again"),
 )
+
+#: The host dashboard's panes in focus order (tab), each with the digit that focuses it.
+DASHBOARD_PANES: tuple[tuple[str, str, str], ...] = (
+    ("jobs", "1", "Jobs"),
+    ("logs", "2", "Logs"),
+    ("metrics", "3", "Metrics"),
+    ("transfers", "4", "Transfers"),
+    ("gpu", "5", "GPU"),
+)
+
+# Moving between the panes of the host dashboard: out of the footer (help and palette list them).
+DASHBOARD_ACTIONS: tuple[ActionSpec, ...] = (
+    *(
+        ActionSpec(f"host.focus-{pane}", key, f"focus_pane('{pane}')", title,
+                   f"Go to {title}", f"Move the focus to the {title} pane", show=False)
+        for pane, key, title in DASHBOARD_PANES
+    ),
+    ActionSpec("host.next-pane", "tab", "next_pane", "Next pane", "Next pane",
+               "Move the focus to the next pane", show=False),
+    ActionSpec("host.previous-pane", "shift+tab", "previous_pane", "Previous pane",
+               "Previous pane", "Move the focus to the previous pane", show=False),
+)
+
+# The loop's job actions. The host screen binds them, so they work wherever the focus is on it
+# and act on the job selected in the Jobs pane; the pane binds them too, for when it stands alone.
+JOB_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("jobs.new", "n", "new_job", "New job", "New job",
+               "Launch a job: a training config from configs/ or any command (asks first)"),
+    ActionSpec("jobs.setup", "u", "run_setup", "Setup", "Run setup",
+               "Run the host's setup command as a job (asks first)"),
+    ActionSpec("jobs.log", "enter", "open_log", "Log", "Open the job's log",
+               "Show the selected job's log full screen"),
+    ActionSpec("jobs.stop", "s", "stop_job", "Stop", "Stop the job",
+               "SIGTERM the selected job so it saves a checkpoint; SIGKILL after the grace period "
+               "(asks first)"),
+    ActionSpec("jobs.resume", "R", "resume_job", "Resume", "Resume the job",
+               "Run a stopped or preempted job again; the trainer goes on from its newest "
+               "checkpoint (asks first)"),
+    ActionSpec("jobs.kill", "S", "kill_job", "Kill", "Kill the job",
+               "SIGKILL the selected job at once, no checkpoint (asks first)", show=False),
+    ActionSpec("jobs.attach", "a", "attach", "Attach", "Attach to the job",
+               "Watch the selected job live in its tmux session (detach: Ctrl+B D)", show=False),
+)

@@ -119,7 +119,7 @@ def test_logs_follow_yields_the_output_once_in_order_across_two_killed_links(
         "--name",
         "printer",
         "--",
-        'for i in $(seq 1 100); do echo "line $i"; sleep 0.04; done',
+        'for i in $(seq 1 100); do echo "line $i"; sleep 0.05; done',
     )
     job = out.strip()
     follower = subprocess.Popen(
@@ -141,8 +141,14 @@ def test_logs_follow_yields_the_output_once_in_order_across_two_killed_links(
     # Kill every SSH connection twice while the follower is reading the job's output.
     kills = 0
     for after in (5, 25):
+        # The second kill waits until the follower said it is back, so that it cuts a link in
+        # use rather than one still being restored.
         deadline = time.monotonic() + 30
-        while len(lines) < after and time.monotonic() < deadline and follower.poll() is None:
+        while (
+            (len(lines) < after or sum("reconnected" in e for e in errors) < kills)
+            and time.monotonic() < deadline
+            and follower.poll() is None
+        ):
             time.sleep(0.01)
         if follower.poll() is None and len(lines) < 100:
             sshd_server.kill_connections()

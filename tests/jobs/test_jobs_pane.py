@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Button, DataTable, Input, OptionList, Static
 
 from transfer.connect import open_link
 from transfer.errors import HostUnreachable
@@ -31,8 +31,13 @@ pytestmark = pytest.mark.usefixtures("job_env")
 
 
 @pytest.fixture(autouse=True)
-def local_workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def local_workdir(workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Jobs run in ``workdir``; the app runs in an empty project folder (no configs to offer)."""
     monkeypatch.setenv("GPUTUI_LOCAL_WORKDIR", str(workdir))
+    monkeypatch.delenv("GPUTUI_LOCAL_SETUP", raising=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
     return workdir
 
 
@@ -113,6 +118,8 @@ async def test_new_job_log_screen_and_graceful_stop(workdir: Path) -> None:
 
         table(app).focus()
         await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
         await until(pilot, lambda: state_of(app, job.id) == "stopped (SIGTERM)")
         assert str(table(app).get_cell(job.id, "exit")) == "0"
         assert (workdir / "ckpt").read_text() == "saved\n"
@@ -271,3 +278,176 @@ async def test_a_host_that_stops_answering_keeps_the_last_list_with_its_age(
         note = str(found.query_one("#jobs-note", Static).render())
         assert note.startswith("cannot reach gpu1 (203.0.113.9): Connection timed out (list from")
         assert found.table.row_count == 5  # the stale rows stay
+
+
+# -- the loop's job actions: configs to launch, setup, resume, the output folder to pull ------
+def hint(app: GputuiApp) -> str:
+    shown = app.screen.query_one("#jobs-hint", Static)
+    return str(shown.render()) if shown.display else ""
+
+
+def notifications(app: GputuiApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_new_job_offers_the_training_configs_of_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "proj"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "dev.yaml").write_text(
+        "output_dir: runs/dev\nmodel: {arch: {}}\ntrain: {max_steps: 300}\nlora: {r: 8}\n"
+    )
+    (project / "configs" / "full.yml").write_text(
+        "output_dir: runs/full\nmodel: {name_or_path: org/model}\ntrain: {epochs: 2}\n"
+    )
+    (project / "configs" / "a100.yaml").write_text("hostname: 203.0.113.7\n")  # a host profile
+    (project / "configs" / "broken.yaml").write_text("output_dir: [\n")
+    monkeypatch.chdir(project)
+    app = GputuiApp(start_host="local")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pane(app).source is not None)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewJobScreen))
+        dialog = app.screen
+        assert isinstance(dialog, NewJobScreen)
+        options = dialog.query_one("#job-configs", OptionList)
+        await until(pilot, lambda: options.option_count == 3)
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(3)]
+        assert prompts == [
+            "configs/dev.yaml  random-init Llama · 300 steps · → runs/dev",
+            "configs/full.yml  org/model · 2 epochs · → runs/full",
+            "Any command: type it below",
+        ]
+        await until(pilot, lambda: options.has_focus)
+        assert options.highlighted == 0
+        command = dialog.query_one("#job-command", Input)
+        name = dialog.query_one("#job-name", Input)
+
+        await pilot.press("enter")  # the highlighted config fills the command and the name
+        assert command.value == "python -m trainers.lora --config configs/dev.yaml"
+        assert name.value == "train-dev"
+        assert dialog.query_one("#launch", Button).has_focus
+
+        options.focus()
+        await pilot.press("down", "enter")  # a config with no lora section: the plain loop
+        assert command.value == "python -m trainers.loop --config configs/full.yml"
+        assert name.value == "train-full"
+
+        options.focus()
+        await pilot.press("down", "enter")  # any command: the fields empty, ready to type
+        assert (command.value, name.value) == ("", "")
+        assert command.has_focus
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, NewJobScreen))
+        assert pane(app).jobs == []
+
+
+async def test_a_preempted_job_is_offered_a_resume_that_goes_on_from_its_checkpoint(
+    workdir: Path,
+) -> None:
+    # A stand-in for the trainer: a checkpoint on SIGTERM and exit 143; started again, it
+    # finds the checkpoint and finishes.
+    command = (
+        'if [ -f ckpt ]; then echo "resumed from $(cat ckpt)"; exit 0; fi; '
+        "trap 'echo step-3 > ckpt; exit 143' TERM; echo training; while :; do sleep 0.05; done"
+    )
+    first = await launch(command, "lora dev")
+    app = GputuiApp(start_host="local")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: state_of(app, first.id).startswith("running"))
+        assert hint(app) == ""
+        await pilot.press("R")  # a running job has nothing to resume
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert notifications(app)[-1] == "lora dev is still running: nothing to resume."
+
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: state_of(app, first.id) == "stopped (SIGTERM)")
+        assert str(table(app).get_cell(first.id, "exit")) == "143"
+        await until(pilot, lambda: "R to resume" in hint(app))
+        assert hint(app) == "lora dev: preempted (exit 143) — R to resume from its last checkpoint"
+
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # the safe answer: nothing starts
+        await pilot.pause(0.3)
+        assert len(pane(app).jobs) == 1
+
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: len(pane(app).jobs) == 2)
+        second = pane(app).jobs[0]
+        assert second.id != first.id and second.name == "lora dev"
+        assert second.meta.command == command and second.meta.workdir == str(workdir)
+        assert pane(app).selected() is not None and pane(app).selected().id == second.id  # type: ignore[union-attr]
+        await until(pilot, lambda: state_of(app, second.id) == "succeeded")
+        logs = app.screen.query_one("#logs-pane-view", JobLogView)
+        await until(pilot, lambda: log_text(logs) == ["resumed from step-3"])
+
+        table(app).move_cursor(row=1)  # back on the stopped one: it says where it went on
+        await until(pilot, lambda: hint(app).endswith(f"resumed as {second.id} (succeeded)"))
+        await pilot.press("R")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert notifications(app)[-1] == f"lora dev was resumed already, as {second.id}."
+        await pilot.pause(0.3)
+        assert len(pane(app).jobs) == 2
+
+
+async def test_u_runs_the_setup_command_as_a_job_after_asking(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = GputuiApp(start_host="local")
+    async with app.run_test(size=SIZE) as pilot:  # no setup command: says how to add one
+        await until(pilot, lambda: pane(app).source is not None)
+        await pilot.press("u")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert notifications(app)[-1].startswith("local has no setup command; add one with")
+
+    monkeypatch.setenv("GPUTUI_LOCAL_SETUP", "echo installing; echo ok > setup-done")
+    app = GputuiApp(start_host="local")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pane(app).source is not None)
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(app.screen.query_one("#confirm-question", Static).render())
+        assert "echo installing; echo ok > setup-done" in question
+        await pilot.press("y")
+        await until(pilot, lambda: len(pane(app).jobs) == 1)
+        job = pane(app).jobs[0]
+        assert job.name == "setup"
+        await until(pilot, lambda: state_of(app, job.id) == "succeeded")
+        assert (workdir / "setup-done").read_text() == "ok\n"
+        logs = app.screen.query_one("#logs-pane-view", JobLogView)
+        await until(pilot, lambda: log_text(logs) == ["installing"])
+
+
+async def test_pull_offers_the_selected_jobs_output_folder(workdir: Path) -> None:
+    from tui.screens.pull_prompt import PullPromptScreen
+
+    (workdir / "configs").mkdir()
+    (workdir / "configs" / "c.yaml").write_text("output_dir: runs/from-config\n")
+    by_config = await launch("echo --config configs/c.yaml", "by config")
+    linked = await launch(
+        'mkdir -p out/adapter && ln -s "$PWD/out" "$GPUTUI_JOB_DIR/output"', "linked"
+    )
+    app = GputuiApp(start_host="local")
+    async with app.run_test(size=SIZE) as pilot:
+        for job in (by_config, linked):
+            await until(pilot, lambda job=job: state_of(app, job.id) == "succeeded")
+        expected = {
+            linked.id: str((workdir / "out").resolve()),  # the link the trainer leaves
+            by_config.id: str(workdir / "runs" / "from-config"),  # else the config's output_dir
+        }
+        for row in range(2):
+            table(app).move_cursor(row=row)
+            await pilot.pause()
+            selected = pane(app).selected()
+            assert selected is not None
+            await pilot.press("P")
+            await until(pilot, lambda: isinstance(app.screen, PullPromptScreen))
+            assert app.screen.query_one("#pull-path", Input).value == expected[selected.id]
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, PullPromptScreen))

@@ -153,25 +153,51 @@ async def test_full_disk_here_is_one_clear_error(
 
 
 @contextlib.contextmanager
-def immutable(path: Path) -> Iterator[None]:
-    subprocess.run(["chattr", "+i", str(path)], check=True)
+def refusing(path: Path) -> Iterator[None]:
+    """A folder that refuses new entries with a real EPERM/EACCES from the kernel.
+
+    root writes through any mode bits, so as root the folder is made immutable (``chattr +i``:
+    even root gets "Operation not permitted"); as anyone else, plain mode bits do it.
+    """
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    else:
+        path.chmod(0o555)
     try:
         yield
     finally:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o755)
 
 
-@needs_root
 async def test_permission_denied_names_the_place(box: HostProfile, tmp_path: Path) -> None:
     source, remote = tmp_path / "src", tmp_path / "remote"
     source.mkdir()
     (source / "a.txt").write_bytes(b"a")
     (source / "big.bin").write_bytes(os.urandom(SMALL_LIMIT * 2))
     remote.mkdir()
-    with immutable(remote), pytest.raises(PermissionDeniedError) as caught:
+    with refusing(remote), pytest.raises(PermissionDeniedError) as caught:
         await sync(box, "push", source, remote)
-    assert str(caught.value).startswith(f"permission denied on box:{remote}")
+    message = str(caught.value)
+    assert message.startswith(f"permission denied on box:{remote}")
+    assert "\n" not in message and ".part" not in message
     assert list(remote.iterdir()) == []
+
+
+async def test_permission_denied_here_names_the_place(box: HostProfile, tmp_path: Path) -> None:
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    remote.mkdir()
+    (remote / "a.txt").write_bytes(b"a")
+    (remote / "big.bin").write_bytes(os.urandom(SMALL_LIMIT * 2))
+    local.mkdir()
+    with refusing(local), pytest.raises(PermissionDeniedError) as caught:
+        await sync(box, "pull", local, remote)
+    message = str(caught.value)
+    assert message.startswith(f"permission denied on local:{local}")
+    assert "\n" not in message and ".part" not in message
+    assert list(local.iterdir()) == []
 
 
 async def test_unreachable_host(tmp_path: Path) -> None:

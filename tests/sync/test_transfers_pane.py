@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from transfer.hosts import local_host
 from transfer.jobs.host import HostJobs
@@ -32,6 +32,7 @@ from tui.widgets import jobs_pane
 from tui.widgets.transfers_pane import TransfersPane
 
 SIZE = (120, 40)
+SNAP_SIZE = (110, 16)
 SnapCompare = Callable[..., bool]
 
 
@@ -117,6 +118,33 @@ async def test_shift_p_asks_for_the_remote_path_and_pulls(
         assert isinstance(app.screen, HostScreen)
         assert (project / "ckpt" / "adapter.bin").read_bytes() == b"weights"
         assert "↓ pull" in pane_text(app)
+
+
+async def test_pull_prompt_is_prefilled_with_a_default(places: tuple[Path, Path]) -> None:
+    app = GputuiApp(start_host="local")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        answers: list[str | None] = []
+        app.push_screen(PullPromptScreen(local_host(), "jobs/run-7/out"), answers.append)
+        await pilot.pause()
+        assert app.screen.query_one("#pull-path", Input).value == "jobs/run-7/out"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert answers == ["jobs/run-7/out"]
+
+        app.push_screen(PullPromptScreen(local_host(), "jobs/run-7"), answers.append)
+        await pilot.pause()
+        await pilot.press(*"/out", "enter")  # typing goes on after the default
+        await pilot.pause()
+        assert answers[-1] == "jobs/run-7/out"
+
+        app.push_screen(PullPromptScreen(local_host()), answers.append)
+        await pilot.pause()
+        assert app.screen.query_one("#pull-path", Input).value == ""
+        await pilot.press("escape")
+        await pilot.pause()
+        assert answers[-1] is None
+        assert isinstance(app.screen, HostScreen)
 
 
 async def test_transfers_outlive_the_screen_and_cancel_and_resume(
@@ -239,8 +267,11 @@ def test_snapshot_mid_transfer(
         frozen_manager(app)
         pane = app.screen.query_one(TransfersPane)
         pane.focus()
+        app.screen.maximize(pane)  # the picture is of this pane, whatever the others show
         pane.redraw()
         await pilot.pause()
 
-    assert snap_compare(GputuiApp(start_host="local"), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(
+        GputuiApp(start_host="local"), terminal_size=SNAP_SIZE, run_before=run_before
+    )
 

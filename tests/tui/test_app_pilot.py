@@ -116,7 +116,7 @@ async def test_j_k_move_and_enter_opens_the_host_screen(hosts_yaml: Path) -> Non
         assert isinstance(app.screen, HostScreen)
         assert app.screen.host_name == "h100-pod"
         assert {pane.border_title for pane in app.screen.query(".pane")} == {
-            "Transfers", "Jobs", "Logs", "GPU"
+            "[1] Jobs", "[2] Logs", "[3] Metrics", "[4] Transfers", "[5] GPU"
         }
         await pilot.press("escape")
         assert isinstance(app.screen, HostListScreen)

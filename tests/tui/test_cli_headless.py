@@ -48,8 +48,8 @@ def test_keys_open_a_host_and_text_screenshot(hosts_yaml: Path, tmp_path: Path,
     text = "\n".join(lines)
     assert "gputui — h100-pod" in text
     assert "root@h100.example.com" in text
-    for pane in ("Transfers", "Jobs", "Logs", "GPU"):
-        assert f"─ {pane} ─" in text
+    for key, pane in enumerate(("Jobs", "Logs", "Metrics", "Transfers", "GPU"), 1):
+        assert f"─ [{key}] {pane} ─" in text
 
 
 def test_host_flag_opens_on_the_host_screen(hosts_yaml: Path, tmp_path: Path) -> None:

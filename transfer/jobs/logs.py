@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from trainers.jobdir import EXIT_CODE
 from transfer.errors import GputuiError, HostUnreachable, LinkLost
@@ -160,8 +160,34 @@ async def follow_log(
         offset = last.offset
         if last.lines:
             yield LogLines(lines=last.lines, offset=offset)
-    assembler = LineAssembler(offset)
     path = await jobs.log_path(job_id)
+    events = follow_job_file(
+        jobs, job_id, path, offset=offset, follow=follow, poll_s=poll_s,
+        reconnect_for_s=reconnect_for_s
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield event
+
+
+async def follow_job_file(
+    jobs: HostJobs,
+    job_id: str,
+    path: str,
+    *,
+    offset: int = 0,
+    follow: bool = True,
+    poll_s: float = POLL_S,
+    reconnect_for_s: float = RECONNECT_FOR_S,
+) -> AsyncGenerator[LogEvent, None]:
+    """Yield the lines of a file that job ``job_id`` appends to (its log, its metrics) from
+    ``offset``, in batches.
+
+    A file that does not exist yet reads as empty until it appears. With ``follow``, keep going
+    until the job has ended and the file is read to the end, riding out dropped links; without it,
+    stop at the current end of the file.
+    """
+    assembler = LineAssembler(offset)
     reader = _Reader(jobs, path)
     try:
         if not follow:
@@ -228,7 +254,7 @@ async def follow_log(
 
 
 class _Reader:
-    """The log file, opened on first use and reopened after the link comes back."""
+    """The followed file, opened on first use and reopened after the link comes back."""
 
     def __init__(self, jobs: HostJobs, path: str) -> None:
         self.jobs = jobs

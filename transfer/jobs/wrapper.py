@@ -110,6 +110,12 @@ while :; do
     # A trapped signal interrupts `wait`; only a reaped child ends the loop.
     kill -s 0 "$child" 2>/dev/null || break
 done
+# A stop signals the whole process group, and the shell that ran the command dies of SIGTERM at
+# once while the command (a trainer committing its checkpoint) is still at work: the job ends
+# with the last process of its group (the stopper SIGKILLs the group after the grace period).
+if [ -e "$d/stop" ]; then
+    while kill -s 0 -- "-$child" 2>/dev/null; do sleep 0.1; done
+fi
 finish "$code"
 if [ -n "$tailer" ]; then
     sleep 0.3

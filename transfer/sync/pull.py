@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from transfer.errors import GputuiError, RemoteFileNotFound
 from transfer.sync.context import CHANGED_RETRIES, Context, dot
 from transfer.sync.errors import NoSpaceLeft, PermissionDeniedError, failure_from_stderr
-from transfer.sync.manifest import Entry, is_safe_relative, part_name
+from transfer.sync.manifest import PART_NAME, Entry, is_safe_relative, part_name
 from transfer.sync.plan import SyncPlan
 from transfer.sync.push import _split, _writable
 from transfer.sync.remote import RemoteProcess
@@ -41,7 +41,12 @@ class _SourceChanged(Exception):
 
 
 def local_error(exc: OSError, path: str) -> GputuiError:
-    """An OSError on this machine as the one-line error a person can act on."""
+    """An OSError on this machine as the one-line error a person can act on (naming the file
+    a ``.part`` stands for, not the temp name)."""
+    folder, _, name = path.rpartition("/")
+    temp = PART_NAME.match(name)
+    if temp is not None:
+        path = f"{folder}/{temp.group('name')}" if folder else temp.group("name")
     where = f"local:{path}"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return NoSpaceLeft(f"no space left on {where}")

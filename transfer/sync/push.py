@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import shlex
@@ -24,6 +25,7 @@ from transfer.sync.context import (
     BATCH_FILES,
     BATCH_MIN_BYTES,
     CHANGED_RETRIES,
+    SCRIPT_LIMIT,
     Context,
     dot,
     scripts_for,
@@ -61,28 +63,33 @@ class _TarProducer:
         self.outcome = _BatchOutcome()
 
     def next_chunk(self, target: int) -> tuple[bytes, int, int, str] | None:
-        """Up to about ``target`` bytes of stream: (data, files, content bytes, last name)."""
+        """Up to about ``target`` bytes of stream: (data, files, content bytes, last name).
+
+        The pieces are joined once: each copy of 100 MB of small files costs real time here.
+        """
         if self._ended:
             return None
-        buffer = bytearray()
-        files = content = 0
+        pieces: list[bytes] = []
+        length = files = content = 0
         name = ""
-        while len(buffer) < target and self._next < len(self._items):
-            rel, entry = self._items[self._next]
+        items, record = self._items, self._record
+        while length < target and self._next < len(items):
+            rel, entry = items[self._next]
             self._next += 1
-            record = self._record(rel, entry)
-            if record is None:
+            added = record(rel, entry, pieces)
+            if added < 0:
                 continue
-            buffer += record[0]
+            length += added
             files += 1
-            content += record[1]
+            content += self.outcome.sent[-1][1].size
             name = rel
-        if self._next >= len(self._items):
-            buffer += END
+        if self._next >= len(items):
+            pieces.append(END)
             self._ended = True
-        return bytes(buffer), files, content, name
+        return b"".join(pieces), files, content, name
 
-    def _record(self, rel: str, entry: Entry) -> tuple[bytes, int] | None:
+    def _record(self, rel: str, entry: Entry, pieces: list[bytes]) -> int:
+        """Append one member's records to ``pieces``; their length, or -1 when it is left out."""
         path = self._ctx.local_path(self._ctx.source_rel(rel))
         name = os.fsencode(rel)
         if entry.kind == "l":
@@ -90,21 +97,33 @@ class _TarProducer:
                 target = os.readlink(path)
             except OSError:
                 self.outcome.problems.append((rel, "vanished before it could be sent"))
-                return None
-            sent = Entry("l", 0, entry.mtime, entry.mode, target)
-            self.outcome.sent.append((rel, sent))
-            return member(name, 0, 0o777, entry.mtime, kind=b"2", link=os.fsencode(target)), 0
+                return -1
+            self.outcome.sent.append((rel, Entry("l", 0, entry.mtime, entry.mode, target)))
+            header = member(name, 0, 0o777, entry.mtime, kind=b"2", link=os.fsencode(target))
+            pieces.append(header)
+            return len(header)
         try:
-            with open(path, "rb", buffering=0) as f:
-                before = os.fstat(f.fileno())
-                data = f.read(before.st_size + 1)
-                after = os.fstat(f.fileno())
+            fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
             self.outcome.problems.append((rel, "vanished before it could be sent"))
-            return None
+            return -1
+        except OSError as exc:
+            reason = (
+                "turned into a link while being sent; run again to send the link"
+                if exc.errno == errno.ELOOP
+                else f"cannot read it: {exc.strerror}"
+            )
+            self.outcome.problems.append((rel, reason))
+            return -1
+        try:
+            before = os.fstat(fd)
+            data = os.read(fd, before.st_size + 1)
+            after = os.fstat(fd)
         except OSError as exc:
             self.outcome.problems.append((rel, f"cannot read it: {exc.strerror}"))
-            return None
+            return -1
+        finally:
+            os.close(fd)
         if (
             before.st_mtime_ns != after.st_mtime_ns
             or before.st_size != after.st_size
@@ -112,13 +131,17 @@ class _TarProducer:
             or not stat.S_ISREG(after.st_mode)
         ):
             self.outcome.changed.append((rel, entry))
-            return None
-        sent = Entry(
-            "f", len(data), after.st_mtime_ns // 1_000_000_000, stat.S_IMODE(after.st_mode)
-        )
+            return -1
+        size = len(data)
+        sent = Entry("f", size, after.st_mtime_ns // 1_000_000_000, stat.S_IMODE(after.st_mode))
         self.outcome.sent.append((rel, sent))
-        header = member(name, len(data), sent.mode, sent.mtime)
-        return header + data + padding(len(data)), len(data)
+        header = member(name, size, sent.mode, sent.mtime)
+        pad = padding(size)
+        pieces += (header, data, pad)
+        return len(header) + size + len(pad)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 class PushExecutor:
@@ -228,15 +251,22 @@ class PushExecutor:
         # A folder new to the destination moves in whole (one rename, complete when it
         # appears); everything else is hard-linked in, file by file. Should the folder have
         # appeared meanwhile (another batch), the rename fails and the links do the work.
-        tops = sorted(d for d in dirs if d.rpartition("/")[0] not in self._new_dirs)
+        # One ``mv -n -t PARENT`` per parent folder (a process per folder costs a fork and
+        # an exec on the host): ``-n`` leaves a folder that exists by now to the links.
+        tops: dict[str, list[str]] = {}
+        for folder in sorted(d for d in dirs if d.rpartition("/")[0] not in self._new_dirs):
+            tops.setdefault(folder.rpartition("/")[0], []).append(folder)
         moves = "".join(
-            f"[ -e {dot(d)} ] || mv -T -- {shlex.quote(stage_dir + '/' + d)} {dot(d)} "
-            "2>/dev/null\n"
-            for d in tops
+            f"mv -n -t {dot(parent) if parent else './'} -- "
+            + " ".join(shlex.quote(f"{stage_dir}/{d}") for d in folders)
+            + " 2>/dev/null\n"
+            for parent, folders in tops.items()
         )
+        if len(moves) > SCRIPT_LIMIT // 2:
+            moves = ""  # a command line has its limits; the links then do all the work
         script = (
             f"{self._enter}mkdir -- {stage} || exit 1\n"
-            f"tar -x -p --no-same-owner -f - -C {stage}; rc=$?\n"
+            f"tar -x -p --no-same-owner -b 256 -B -f - -C {stage}; rc=$?\n"
             f"if [ $rc -eq 0 ]; then\n{moves}"
             f"cp -RPlf --no-preserve=all -- {stage}/. ./; rc=$?\nfi\n"
             f"rm -rf -- {stage}\n"

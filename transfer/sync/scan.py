@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import sys
 from dataclasses import dataclass
 
 from transfer.errors import GputuiError, RemoteCommandFailed
 from transfer.sync.excludes import IGNORE_FILES, ExcludeRules
-from transfer.sync.manifest import STAGE_NAME, Entry, Kind, Manifest
+from transfer.sync.manifest import PART_SUFFIX, STAGE_NAME, STAGE_PREFIX, Entry, Kind, Manifest
 
 SCAN_MAGIC = b"gputui-scan"
 TOOLS = ("xxh128sum", "sha256sum", "python3", "tar")
@@ -125,39 +126,40 @@ def parse_remote_scan(data: bytes, host: str) -> Manifest:
     manifest = Manifest(root_kind=kind, tools=tools)  # type: ignore[arg-type]
     manifest.root = os.fsdecode(fields[3])
     records = fields[4:]
+    # The hot loop of a no-op push of a big tree: names decoded directly, and only names that
+    # could be our own temp files or stages go through Manifest.add's checks.
+    encoding = sys.getfilesystemencoding()
+    entries = manifest.entries
     add = manifest.add
+    kinds = _KIND_CODES
     for index in range(0, len(records) - 1, 2):
-        record = records[index]
         try:
-            code, size, mtime, mode, path = record.split(b" ", 4)
+            code, size, mtime, mode, path = records[index].split(b" ", 4)
         except ValueError:
             raise RemoteCommandFailed(f"{host}: the file listing came back garbled") from None
-        entry_kind = _KIND_CODES.get(code)
+        entry_kind = kinds.get(code)
         if entry_kind is None or not path:
             continue
-        add(
-            os.fsdecode(path),
-            Entry(
-                entry_kind,
-                int(size) if entry_kind == "f" else 0,
-                _whole_seconds(mtime),
-                int(mode, 8) & 0o7777,
-                os.fsdecode(records[index + 1]) if entry_kind == "l" else "",
-            ),
+        seconds, _, fraction = mtime.partition(b".")
+        whole = int(seconds)
+        if whole < 0 and fraction.strip(b"0"):
+            whole -= 1  # floor, as st_mtime_ns // 10**9 is
+        rel = path.decode(encoding, "surrogateescape")
+        entry = Entry(
+            entry_kind,
+            int(size) if entry_kind == "f" else 0,
+            whole,
+            int(mode, 8) & 0o7777,
+            records[index + 1].decode(encoding, "surrogateescape") if entry_kind == "l" else "",
         )
+        if rel.endswith(PART_SUFFIX) or rel.startswith(STAGE_PREFIX):
+            add(rel, entry)
+        else:
+            entries[rel] = entry
     return manifest
 
 
 _KIND_CODES: dict[bytes, Kind] = {b"f": "f", b"d": "d", b"l": "l"}
-
-
-def _whole_seconds(text: bytes) -> int:
-    """Floor of find's ``%T@`` (``1700000000.1234567890``), as ``st_mtime_ns // 10**9`` is."""
-    seconds, _, fraction = text.partition(b".")
-    value = int(seconds)
-    if text.startswith(b"-") and fraction.strip(b"0"):
-        value -= 1
-    return value
 
 
 # -- this machine ----------------------------------------------------------------------------

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 SIZE_PATTERN = re.compile(r"^\s*(\d{2,4})\s*[xX]\s*(\d{1,4})\s*$")
 SETTLE_TIMEOUT_S = 15.0
 LIVE_GROUP_PREFIX = "live:"
+WAIT_PREFIX = "wait:"
+MAX_WAIT_MS = 600_000
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -38,8 +40,19 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_keys(text: str) -> list[str]:
-    """``j,j,enter`` → ["j", "j", "enter"]: Textual key names, comma-separated."""
-    return [key.strip() for key in text.split(",") if key.strip()]
+    """``j,j,enter`` → ["j", "j", "enter"]: Textual key names, comma-separated; ``wait:MS``
+    pauses (live panes keep reading meanwhile)."""
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    for key in keys:
+        if key.startswith(WAIT_PREFIX) and wait_ms(key) is None:
+            raise argparse.ArgumentTypeError(f"{key!r}: expected wait:MILLISECONDS, e.g. wait:500")
+    return keys
+
+
+def wait_ms(key: str) -> int | None:
+    """The milliseconds of a ``wait:MS`` key, or None when it is not one."""
+    number = key[len(WAIT_PREFIX):] if key.startswith(WAIT_PREFIX) else ""
+    return int(number) if number.isdigit() and int(number) <= MAX_WAIT_MS else None
 
 
 async def settle(app: App[Any], pilot: Pilot[Any]) -> None:
@@ -74,7 +87,11 @@ async def run_headless(
         for key in keys:
             if not app.is_running:
                 break
-            await pilot.press(key)
+            pause = wait_ms(key)
+            if pause is not None:
+                await asyncio.sleep(pause / 1000)
+            else:
+                await pilot.press(key)
             await settle(app, pilot)
         if screenshot is not None:
             if not app.is_running:

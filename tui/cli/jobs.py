@@ -28,9 +28,11 @@ from transfer.jobs.host import HostJobs
 from transfer.jobs.index import hosts_with_jobs
 from transfer.jobs.launch import command_from_argv, launch_job
 from transfer.jobs.logs import follow_log
+from transfer.jobs.resume import is_preempted
 from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.jobs.stop import DEFAULT_GRACE_S, stop_job
 from tui.cli.common import UsageError, out, print_json
+from tui.cli.train import resume_hint
 
 NONE = "—"
 STATE_STYLES = {
@@ -252,6 +254,22 @@ def _print_jobs(results: list[tuple[HostProfile, list[JobStatus], str | None]]) 
                 NONE if cost is None or not host.rate_usd_per_hour else f"${cost:.2f}",
             )
     out().print(table)
+    for host, jobs, _error in results:
+        for job in waiting_for_resume(jobs):
+            sys.stdout.write(f"{job.id} ended {job.state_text}; {resume_hint(host.name, job.id)}\n")
+
+
+def waiting_for_resume(jobs: Sequence[JobStatus]) -> list[JobStatus]:
+    """Preempted jobs (oldest first) that no later job with the same name and command took up."""
+    waiting = []
+    for index, job in enumerate(jobs):
+        taken_up = any(
+            later.name == job.name and later.meta.command == job.meta.command
+            for later in jobs[index + 1 :]
+        )
+        if is_preempted(job) and not taken_up:
+            waiting.append(job)
+    return waiting
 
 
 def one_line(text: str, limit: int = 40) -> str:
@@ -357,6 +375,8 @@ def stop_command(args: argparse.Namespace) -> int:
         out().print(f"{after.id}: stop under way ({after.state_text})")
     else:
         out().print(f"{after.id}: {after.state_text}")
+    if not args.json and is_preempted(after):
+        sys.stdout.write(resume_hint(host.name, after.id) + "\n")
     return 0
 
 

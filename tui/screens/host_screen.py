@@ -1,5 +1,10 @@
-"""One host's dashboard: who it is and how it answered, then the Transfers, Jobs, Logs and GPU
-panes."""
+"""One host's dashboard: who it is and how it answered, then the Jobs, Logs, Metrics, Transfers
+and GPU panes.
+
+The panes sit in a grid that follows the terminal's width: three columns from 160 cells (the log
+runs the full height in the middle), two from 100, and one below that, where the panes stack at
+fixed heights and scroll. Each pane is one key away (1–5, tab and shift+tab go round them).
+"""
 
 from __future__ import annotations
 
@@ -12,16 +17,25 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
 from transfer.hosts import HostProfile
-from tui.actions import HOST_SCREEN_ACTIONS, ActionSpec, bindings
+from tui.actions import (
+    DASHBOARD_ACTIONS,
+    DASHBOARD_PANES,
+    HOST_SCREEN_ACTIONS,
+    JOB_ACTIONS,
+    ActionSpec,
+    bindings,
+)
 from tui.host_status import UNKNOWN, HostStatus
 from tui.screens.log_screen import LogScreen
 from tui.screens.pull_prompt import PullPromptScreen
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.jobs_pane import JobsPane
 from tui.widgets.logs_pane import LogsPane
+from tui.widgets.metrics_pane import MetricsPane
 from tui.widgets.transfers_pane import TRANSFER_ACTIONS, TransfersPane
 
 if TYPE_CHECKING:
@@ -31,9 +45,21 @@ if TYPE_CHECKING:
 class HostScreen(Screen[None]):
     """Follows its host by name: an edit shows at once, a delete closes the screen."""
 
-    ACTIONS: ClassVar[tuple[ActionSpec, ...]] = HOST_SCREEN_ACTIONS + TRANSFER_ACTIONS
-    BINDINGS: ClassVar = bindings(HOST_SCREEN_ACTIONS + TRANSFER_ACTIONS)
-    CSS_PATH: ClassVar[list[str | PurePath]] = ["../styles/transfers_pane.tcss"]
+    ACTIONS: ClassVar[tuple[ActionSpec, ...]] = (
+        HOST_SCREEN_ACTIONS + TRANSFER_ACTIONS + JOB_ACTIONS + DASHBOARD_ACTIONS
+    )
+    BINDINGS: ClassVar = bindings(
+        HOST_SCREEN_ACTIONS + TRANSFER_ACTIONS + JOB_ACTIONS + DASHBOARD_ACTIONS
+    )
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
+        "../styles/transfers_pane.tcss",
+        "../styles/metrics_pane.tcss",
+    ]
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-narrow"),
+        (100, "-medium"),
+        (160, "-wide"),
+    ]
     AUTO_FOCUS = "JobsPane DataTable"
 
     def __init__(self, host_name: str) -> None:
@@ -47,15 +73,18 @@ class HostScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="host-summary")
-        with Grid(id="panes"):
-            yield TransfersPane(self.host_name, id="transfers")
+        with Grid(id="panes"):  # in focus order; host_screen.tcss places them per width
             yield JobsPane(self.host_name, id="jobs")
             yield LogsPane(id="logs")
+            yield MetricsPane(self.host_name, id="metrics")
+            yield TransfersPane(self.host_name, id="transfers")
             yield GpuPanel(self.host_name, id="gpu")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = self.host_name
+        for pane_id, key, title in DASHBOARD_PANES:  # the key that reaches each pane, on its frame
+            self.query_one(f"#{pane_id}", Widget).border_title = rf"\[{key}] {title}"
         self.gputui.hosts_changed.subscribe(self, self._hosts_changed)
         self.refresh_summary()
 
@@ -73,9 +102,42 @@ class HostScreen(Screen[None]):
 
     def on_jobs_pane_highlighted(self, message: JobsPane.Highlighted) -> None:
         self.query_one(LogsPane).follow(message.jobs, message.job)
+        self.query_one(MetricsPane).follow(message.jobs, message.job)
 
     def on_jobs_pane_open_log(self, message: JobsPane.OpenLog) -> None:
         self.app.push_screen(LogScreen(message.jobs, message.job, message.host))
+
+    # -- moving between the panes ------------------------------------------------------------
+    def pane_of(self, widget: Widget | None) -> str | None:
+        """The id of the dashboard pane that ``widget`` sits in."""
+        ids = {pane for pane, _, _ in DASHBOARD_PANES}
+        for node in widget.ancestors_with_self if widget is not None else ():
+            if node.id in ids:
+                return node.id
+        return None
+
+    def action_focus_pane(self, pane_id: str) -> None:
+        """Focus the pane's first focusable widget (its table, its log), else the pane itself."""
+        pane = self.query_one(f"#{pane_id}", Widget)
+        inside = (w for w in self.focus_chain if w is not pane and pane in w.ancestors)
+        target = next(inside, None)
+        if target is None:
+            pane.can_focus = True  # nothing in it takes the focus yet (no jobs, no log to show)
+            target = pane
+        target.focus(scroll_visible=False)
+        pane.scroll_visible(animate=False)
+
+    def action_next_pane(self) -> None:
+        self._step_pane(1)
+
+    def action_previous_pane(self) -> None:
+        self._step_pane(-1)
+
+    def _step_pane(self, step: int) -> None:
+        order = [pane for pane, _, _ in DASHBOARD_PANES]
+        current = self.pane_of(self.focused)
+        index = order.index(current) + step if current in order else 0 if step > 0 else -1
+        self.action_focus_pane(order[index % len(order)])
 
     def action_back(self) -> None:
         self.dismiss()
@@ -90,14 +152,46 @@ class HostScreen(Screen[None]):
             self.query_one(TransfersPane).push(host)
 
     def action_pull(self) -> None:
+        """Ask what to pull, offering the selected job's output folder (checkpoints, adapter)."""
+        if self.gputui.host_named(self.host_name) is not None:
+            self.run_worker(self._ask_pull(), group=f"pull-prompt:{self.host_name}",
+                            exclusive=True, exit_on_error=False)
+
+    async def _ask_pull(self) -> None:
+        jobs = self.query_one(JobsPane)
+        job = jobs.selected()
+        default = await jobs.output_folder(job) if job is not None else None
         host = self.gputui.host_named(self.host_name)
-        if host is not None:
-            self.app.push_screen(PullPromptScreen(host), callback=self._pull_answered)
+        if host is not None and self.is_current:
+            self.app.push_screen(PullPromptScreen(host, default=default),
+                                 callback=self._pull_answered)
 
     def _pull_answered(self, path: str | None) -> None:
         host = self.gputui.host_named(self.host_name)
         if path and host is not None:
             self.query_one(TransfersPane).pull(host, path)
+
+    # -- jobs: the keys work anywhere on the screen and act on the Jobs pane's selection --------
+    def action_new_job(self) -> None:
+        self.query_one(JobsPane).action_new_job()
+
+    def action_run_setup(self) -> None:
+        self.query_one(JobsPane).action_run_setup()
+
+    def action_open_log(self) -> None:
+        self.query_one(JobsPane).action_open_log()
+
+    def action_stop_job(self) -> None:
+        self.query_one(JobsPane).action_stop_job()
+
+    def action_resume_job(self) -> None:
+        self.query_one(JobsPane).action_resume_job()
+
+    def action_kill_job(self) -> None:
+        self.query_one(JobsPane).action_kill_job()
+
+    def action_attach(self) -> None:
+        self.query_one(JobsPane).action_attach()
 
 
 def summary(host: HostProfile, status: HostStatus) -> Table:

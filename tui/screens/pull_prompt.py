@@ -17,14 +17,16 @@ from tui.widgets.text_input import TextInput
 
 
 class PullPromptScreen(ModalScreen[str | None]):
-    """Returns the remote path, or None when cancelled."""
+    """Returns the remote path, or None when cancelled. ``default`` pre-fills the path (a
+    job's output folder, say), ready to be confirmed with Enter or edited."""
 
     CSS_PATH: ClassVar[list[str | PurePath]] = ["../styles/transfers_pane.tcss"]
     BINDINGS: ClassVar = [Binding("escape", "cancel", "Cancel", id="pull.cancel")]
 
-    def __init__(self, host: HostProfile) -> None:
+    def __init__(self, host: HostProfile, default: str | None = None) -> None:
         super().__init__()
         self.host = host
+        self.default = default
 
     def compose(self) -> ComposeResult:
         with Vertical(id="pull-prompt", classes="dialog"):
@@ -35,7 +37,13 @@ class PullPromptScreen(ModalScreen[str | None]):
                 id="pull-where",
                 markup=False,
             )
-            yield TextInput(placeholder="checkpoints/run-1", id="pull-path")
+            # The cursor lands after a default, so a sub-folder is typed straight on.
+            yield TextInput(
+                self.default or "",
+                placeholder="checkpoints/run-1",
+                select_on_focus=False,
+                id="pull-path",
+            )
             yield Static("", id="pull-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Pull", variant="primary", id="pull-go")

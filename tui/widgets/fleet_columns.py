@@ -23,9 +23,9 @@ from tui.host_status import UNKNOWN
 
 #: key, label, width
 FLEET_COLUMNS = (
-    ("util", "Util", 11),
-    ("idle", "Idle", 16),
-    ("cost", "Cost", 9),
+    ("util", "Util", 9),
+    ("idle", "Idle", 14),
+    ("cost", "Cost", 8),
 )
 GPUS_COLUMN = "gpus"
 REFRESH_S = 1.0

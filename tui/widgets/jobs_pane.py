@@ -1,17 +1,21 @@
-"""The jobs of one host: name, state, runtime, exit code and cost so far; launch, stop, attach.
+"""The jobs of one host: name, state, runtime, exit code and cost so far; the loop's job actions.
 
 The list comes from the host itself (the job folders), polled every few seconds with the next
 poll armed only when the last one finished, so a slow host never piles up requests. When the
 host stops answering, the last list stays on screen with its age.
 
-Keys: ``n`` new job, ``enter`` open its log, ``s`` stop (SIGTERM, then SIGKILL after the grace
-period), ``S`` kill at once (SIGKILL, no grace; asks first), ``a`` attach to its tmux session.
+Keys (``tui.actions.JOB_ACTIONS``; each asks first): ``n`` new job (a training config of the
+project, or any command), ``u`` the host's setup command, ``s`` stop (SIGTERM so the trainer
+saves a checkpoint, then SIGKILL after the grace period), ``R`` resume a stopped or preempted
+job, ``S`` kill at once; and ``enter`` its log, ``a`` attach to its tmux session.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from rich.markup import escape
@@ -28,8 +32,13 @@ from transfer.hosts import HostProfile, HostStore
 from transfer.jobs.attach import attach_argv
 from transfer.jobs.host import HostJobs
 from transfer.jobs.launch import launch_job
-from transfer.jobs.state import JobState, JobStatus
+from transfer.jobs.outputs import job_output_folder
+from transfer.jobs.resume import PREEMPTED_EXIT_CODE, can_resume, is_preempted, resume_job
+from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.jobs.stop import DEFAULT_GRACE_S, request_stop
+from tui.actions import JOB_ACTIONS, bindings
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.new_job import NewJobScreen
 from tui.widgets.pane import Pane
 
 POLL_S = 2.0
@@ -76,6 +85,33 @@ def one_line(text: str, limit: int = 32) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
+def resumed_by(job: JobStatus, jobs: list[JobStatus]) -> JobStatus | None:
+    """The newest later job that repeats ``job`` (same name, command and folder): its resume."""
+    later = [
+        other
+        for other in jobs
+        if other.meta.created_at > job.meta.created_at
+        and (other.name, other.meta.command, other.meta.workdir)
+        == (job.name, job.meta.command, job.meta.workdir)
+    ]
+    return max(later, key=lambda other: other.meta.created_at, default=None)
+
+
+def resume_hint(job: JobStatus, jobs: list[JobStatus]) -> str | None:
+    """What the pane offers for a job that ended before its work was done."""
+    if not can_resume(job):
+        return None
+    name = one_line(job.name, 40)
+    later = resumed_by(job, jobs)
+    if later is not None:
+        return f"{name}: {job.state_text}; resumed as {later.id} ({later.state.value})"
+    if job.exit_code == PREEMPTED_EXIT_CODE:
+        return f"{name}: preempted (exit {job.exit_code}) — R to resume from its last checkpoint"
+    if is_preempted(job):  # killed, interrupted or lost: a trainer still has its checkpoints
+        return f"{name}: {job.state_text} — R to resume from its last checkpoint"
+    return f"{name}: {job.state_text} — R to run it again"
+
+
 class JobsPane(Pane):
     """The Jobs pane of a host screen."""
 
@@ -88,15 +124,13 @@ class JobsPane(Pane):
         #jobs-table.-has-jobs { display: block; }
         #jobs-note { height: auto; color: $text-muted; }
         #jobs-note.-error { color: $error; }
+        #jobs-hint { height: auto; color: $warning; display: none; }
+        #jobs-hint.-shown { display: block; }
     }
     """
 
     BINDINGS: ClassVar = [
-        Binding("n", "new_job", "New job", id="jobs.new"),
-        Binding("enter", "open_log", "Log", id="jobs.log"),
-        Binding("s", "stop_job", "Stop", id="jobs.stop"),
-        Binding("S", "kill_job", "Kill", id="jobs.kill"),
-        Binding("a", "attach", "Attach", id="jobs.attach"),
+        *bindings(JOB_ACTIONS),
         Binding("r", "refresh_jobs", "Refresh", show=False, id="jobs.refresh"),
     ]
 
@@ -138,6 +172,7 @@ class JobsPane(Pane):
         table.add_column("COST", key="cost")
         yield table
         yield Static(f"Connecting to {self.host_name}…", id="jobs-note", markup=False)
+        yield Static("", id="jobs-hint", markup=False)
 
     @property
     def table(self) -> DataTable[str | Text]:
@@ -256,12 +291,19 @@ class JobsPane(Pane):
 
     def _announce_highlight(self) -> None:
         job = self.selected()
+        self._show_hint(job)
         if job is None or self.source is None:
             return
         self._highlighted = job.id
         if job.id != self._announced:
             self._announced = job.id
             self.post_message(self.Highlighted(self.source, job))
+
+    def _show_hint(self, job: JobStatus | None) -> None:
+        hint = resume_hint(job, self.jobs) if job is not None else None
+        shown = self.query_one("#jobs-hint", Static)
+        shown.update(hint or "")
+        shown.set_class(hint is not None, "-shown")
 
     @on(DataTable.RowSelected, "#jobs-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -275,17 +317,18 @@ class JobsPane(Pane):
             self.post_message(self.OpenLog(self.source, job, self.host()))
 
     def action_new_job(self) -> None:
-        from tui.screens.new_job import NewJobScreen
-
-        host = self.host()
-        self.app.push_screen(NewJobScreen(host), self._launch)
+        """A training config of this project (the folder ``p`` pushes) or any command."""
+        self.app.push_screen(NewJobScreen(self.host(), Path.cwd()), self._launch)
 
     def _launch(self, request: tuple[str, str] | None) -> None:
         if request is None:
             return
         command, name = request
+        self._start_launch(command, name or None)
+
+    def _start_launch(self, command: str, name: str | None) -> None:
         self.run_worker(
-            self._launch_job(command, name or None),
+            self._launch_job(command, name),
             group=f"jobs-launch:{self.host_name}",
             exit_on_error=False,
         )
@@ -299,9 +342,39 @@ class JobsPane(Pane):
         except GputuiError as exc:
             self.notify(str(exc), title="Job not started", severity="error", markup=False)
             return
+        await self._started(meta, "Job started")
+
+    async def _started(self, meta: JobMeta, title: str) -> None:
         self._highlighted = meta.id
-        self.notify(f"{meta.name} started as {meta.id}", title="Job started", markup=False)
+        self.notify(f"{meta.name} started as {meta.id}", title=title, markup=False)
         await self._poll(rearm=False)
+
+    def _confirm(self, question: str, label: str, then: Callable[[], object]) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.app.push_screen(ConfirmScreen(question, confirm_label=label), answered)
+
+    def action_run_setup(self) -> None:
+        """The host's setup command (``gputui setup HOST``), as a job named ``setup``."""
+        host = self.host()
+        command = host.setup_command
+        if not command:
+            self.notify(
+                f"{host.name} has no setup command; add one with "
+                f"`gputui hosts add {host.name} --replace … --setup CMD`",
+                title="No setup command",
+                severity="warning",
+                markup=False,
+            )
+            return
+        question = (
+            f"Run the setup command of {escape(host.name)} as a job?\n\n"
+            f"  {escape(one_line(command, 200))}\n\n"
+            f"It runs in {escape(host.workdir)}; its log shows in the Logs pane."
+        )
+        self._confirm(question, "Run setup", lambda: self._start_launch(command, "setup"))
 
     def action_stop_job(self) -> None:
         """Graceful: SIGTERM now, SIGKILL after the grace period if it is still running."""
@@ -311,12 +384,19 @@ class JobsPane(Pane):
         if not job.state.is_active:
             self.notify(f"{job.name} has already ended ({job.state_text}).", markup=False)
             return
-        self.run_worker(self._stop(job, DEFAULT_GRACE_S), exit_on_error=False)
+        question = (
+            f"Stop {escape(one_line(job.name, 60))}?\n"
+            "SIGTERM now: gputui's trainer saves a checkpoint and exits 143, and R resumes it. "
+            f"SIGKILL follows in {DEFAULT_GRACE_S:g} s if it still runs."
+        )
+        self._confirm(
+            question,
+            "Stop",
+            lambda: self.run_worker(self._stop(job, DEFAULT_GRACE_S), exit_on_error=False),
+        )
 
     def action_kill_job(self) -> None:
         """Immediate: SIGKILL with no grace period, after a confirmation."""
-        from tui.screens.confirm import ConfirmScreen
-
         job = self.selected()
         if job is None or not job.state.is_active:
             return
@@ -324,12 +404,9 @@ class JobsPane(Pane):
             f"Kill {escape(one_line(job.name, 60))} now with SIGKILL?\n"
             "It gets no chance to save a checkpoint (s stops it gracefully)."
         )
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(self._stop(job, 0.0), exit_on_error=False)
-
-        self.app.push_screen(ConfirmScreen(question, confirm_label="Kill"), answered)
+        self._confirm(
+            question, "Kill", lambda: self.run_worker(self._stop(job, 0.0), exit_on_error=False)
+        )
 
     async def _stop(self, job: JobStatus, grace_s: float) -> None:
         if self.source is None:
@@ -348,6 +425,50 @@ class JobsPane(Pane):
         else:
             self.notify(f"SIGKILL sent to {job.name}.", title="Killed", markup=False)
         await self._poll(rearm=False)
+
+    def action_resume_job(self) -> None:
+        """The same command in the same folder again; gputui's trainer resumes by itself."""
+        job = self.selected()
+        if job is None:
+            return
+        if not can_resume(job):
+            done = "is still running" if job.state.is_active else "finished its work"
+            self.notify(f"{job.name} {done}: nothing to resume.", markup=False)
+            return
+        later = resumed_by(job, self.jobs)
+        if later is not None:
+            self.notify(f"{job.name} was resumed already, as {later.id}.", markup=False)
+            return
+        command = one_line((job.meta.command.strip().splitlines() or [""])[0], 200)
+        question = (
+            f"Resume {escape(one_line(job.name, 60))} ({escape(job.state_text)})?\n\n"
+            f"  {escape(command)}\n\n"
+            f"runs again in {escape(job.meta.workdir)}; gputui's trainer goes on from its "
+            "newest checkpoint."
+        )
+        self._confirm(
+            question,
+            "Resume",
+            lambda: self.run_worker(
+                self._resume(job), group=f"jobs-launch:{self.host_name}", exit_on_error=False
+            ),
+        )
+
+    async def _resume(self, job: JobStatus) -> None:
+        if self.source is None:
+            return
+        try:
+            meta = await resume_job(self.source, job.id)
+        except GputuiError as exc:
+            self.notify(str(exc), title="Not resumed", severity="error", markup=False)
+            return
+        await self._started(meta, "Job resumed")
+
+    async def output_folder(self, job: JobStatus) -> str | None:
+        """The job's output folder on the host (what ``P`` offers to pull), if it names one."""
+        if self.source is None:
+            return None
+        return await job_output_folder(self.source, job)
 
     def action_attach(self) -> None:
         job = self.selected()
