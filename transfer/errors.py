@@ -29,13 +29,12 @@ class AuthenticationFailed(GputuiError):
     """The host refused every key we offered."""
 
 
-class HostKeyUnknown(GputuiError):
-    """The host presented a key nobody has trusted yet."""
-
-    exit_code = 3
+class HostKeyError(GputuiError):
+    """A host key that gputui will not connect with; carries the key so a dialog can show it."""
 
     def __init__(
         self,
+        message: str,
         host: str,
         fingerprint: str,
         key_type: str,
@@ -48,35 +47,39 @@ class HostKeyUnknown(GputuiError):
         self.key_type = key_type
         self.public_key = public_key  # OpenSSH one-line form, so a dialog can trust what it showed
         self.known_as = known_as  # the known_hosts name: ``host`` or ``[host]:port``
+        super().__init__(message)
+
+
+class HostKeyUnknown(HostKeyError):
+    """The host presented a key nobody has trusted yet."""
+
+    exit_code = 3
+
+    def __init__(
+        self, host: str, fingerprint: str, key_type: str, *, public_key: str = "",
+        known_as: str = "",
+    ) -> None:
         super().__init__(
             f"unknown host key for {host}: {key_type} {fingerprint}; "
-            f"check it, then run `gputui hosts trust {host}`"
+            f"check it, then run `gputui hosts trust {host}`",
+            host, fingerprint, key_type, public_key=public_key, known_as=known_as,
         )
 
 
-class HostKeyChanged(GputuiError):
+class HostKeyChanged(HostKeyError):
     """The host presented a key that differs from the trusted one: refused, loudly."""
 
     exit_code = 4
 
     def __init__(
-        self,
-        host: str,
-        fingerprint: str,
-        key_type: str,
-        *,
-        public_key: str = "",
+        self, host: str, fingerprint: str, key_type: str, *, public_key: str = "",
         known_as: str = "",
     ) -> None:
-        self.host = host
-        self.fingerprint = fingerprint
-        self.key_type = key_type
-        self.public_key = public_key
-        self.known_as = known_as
         super().__init__(
             f"WARNING: the host key of {host} has CHANGED (now {key_type} {fingerprint}); "
             "this may be an attack. Connection refused. If the host was rebuilt, remove its old "
-            "key from known_hosts and trust it again"
+            "key from known_hosts and trust it again",
+            host, fingerprint, key_type, public_key=public_key, known_as=known_as,
         )
 
 

@@ -33,16 +33,9 @@ from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.jobs.stop import DEFAULT_GRACE_S, stop_job
 from tui.cli.common import UsageError, out, print_json
 from tui.cli.train import resume_hint
+from tui.job_styles import STATE_STYLES
 
 NONE = "—"
-STATE_STYLES = {
-    JobState.STARTING: "yellow",
-    JobState.RUNNING: "green",
-    JobState.SUCCEEDED: "bold green",
-    JobState.FAILED: "bold red",
-    JobState.STOPPED: "magenta",
-    JobState.LOST: "red",
-}
 
 
 def register(subparsers: Any) -> None:

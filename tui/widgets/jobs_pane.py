@@ -37,6 +37,7 @@ from transfer.jobs.resume import PREEMPTED_EXIT_CODE, can_resume, is_preempted, 
 from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.jobs.stop import DEFAULT_GRACE_S, request_stop
 from tui.actions import JOB_ACTIONS, bindings
+from tui.job_styles import STATE_STYLES
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.new_job import NewJobScreen
 from tui.widgets.pane import Pane
@@ -44,14 +45,6 @@ from tui.widgets.pane import Pane
 POLL_S = 2.0
 RETRY_S = (5.0, 10.0, 30.0)
 NONE = "—"
-STATE_STYLES = {
-    JobState.STARTING: "yellow",
-    JobState.RUNNING: "green",
-    JobState.SUCCEEDED: "bold green",
-    JobState.FAILED: "bold red",
-    JobState.STOPPED: "magenta",
-    JobState.LOST: "red",
-}
 
 
 def open_host_jobs(host: HostProfile) -> HostJobs:
