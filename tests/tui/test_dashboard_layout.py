@@ -164,3 +164,6 @@ async def test_help_lists_the_pane_keys() -> None:
         for _, _, title in DASHBOARD_PANES:
             assert f"Move the focus to the {title} pane" in text
         assert "Move the focus to the next pane" in text
+        # The keys the panes bind themselves are listed under their pane.
+        assert "In Transfers" in text and "In Logs" in text
+        assert "Logs: Search" in text

@@ -9,9 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.widgets import Label, Static
 
 from tui.actions import APP_ACTIONS, ActionSpec
+from tui.commands import pane_title, widget_actions
 
 
 class HelpScreen(ModalScreen[None]):
@@ -32,8 +34,21 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 if screen_actions:
                     yield Static(self._table("On this screen", screen_actions))
+                for pane, specs in self._pane_actions().items():
+                    yield Static(self._table(f"In {pane}", specs))
                 yield Static(self._table("Everywhere", APP_ACTIONS))
             yield Static("Esc, ? or q closes this help.", id="help-footer")
+
+    def _pane_actions(self) -> dict[str, tuple[ActionSpec, ...]]:
+        """The keys the panes of the screen bind themselves, by pane (Transfers: c, r…)."""
+        screen_keys = {spec.key for spec in getattr(self.under, "ACTIONS", ())}
+        by_pane: dict[str, tuple[ActionSpec, ...]] = {}
+        for node in self.under.walk_children(Widget):
+            specs = tuple(s for s in widget_actions(node) if s.key not in screen_keys)
+            if specs:
+                pane = pane_title(node) or type(node).__name__
+                by_pane[pane] = by_pane.get(pane, ()) + specs
+        return by_pane
 
     def _table(self, caption: str, specs: tuple[ActionSpec, ...]) -> Table:
         table = Table(title=caption, title_justify="left", box=None, show_header=False,
