@@ -93,7 +93,8 @@ async def test_a_host_that_tested_fine_streams_into_the_list_and_its_panel(
 ) -> None:
     HostStore().upsert(smi_host)
     app = GputuiApp()
-    async with app.run_test(size=SIZE) as pilot:
+    # Wide enough for the three-column dashboard, where a GPU card shows the whole name.
+    async with app.run_test(size=(200, 50)) as pilot:
         await settle(app, pilot)
         app.set_status(smi_host.name, HostStatus(state="ok", latency_ms=1.0, gpus=()))
         await until(pilot, lambda: cell(app, smi_host.name, "util") != "—")
