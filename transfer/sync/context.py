@@ -16,9 +16,12 @@ from transfer.sync.remote import RemoteShell
 # Files up to this size travel in tar batches; bigger ones get a stream of their own.
 SMALL_FILE_LIMIT = 1 << 20
 BATCH_BYTES = 256 << 20
-BATCH_MIN_BYTES = 64 << 20
+BATCH_MIN_BYTES = 32 << 20
 BATCH_FILES = 20000
-BATCH_STREAMS = 1
+BATCH_MIN_FILES = 64
+# Two tar streams: the host creates files in two processes at once (creating a file costs the
+# host's kernel far more than moving its bytes), while one stream would leave a core idle.
+BATCH_STREAMS = 2
 FILE_STREAMS = 3
 CHUNK = 1 << 20
 CHANGED_RETRIES = 3

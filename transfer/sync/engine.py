@@ -20,6 +20,7 @@ from transfer.errors import LinkLost
 from transfer.link import Link
 from transfer.sync.bwlimit import TokenBucket
 from transfer.sync.context import (
+    BATCH_MIN_FILES,
     BATCH_STREAMS,
     FILE_STREAMS,
     SMALL_FILE_LIMIT,
@@ -44,7 +45,7 @@ from transfer.sync.plan import SyncPlan, make_plan
 from transfer.sync.progress import ProgressTracker
 from transfer.sync.pull import PullExecutor
 from transfer.sync.push import PushExecutor
-from transfer.sync.remote import RemoteShell
+from transfer.sync.remote import RECEIVE_WINDOW, RemoteShell
 from transfer.sync.scan import (
     ScanTarget,
     filter_manifest,
@@ -122,7 +123,7 @@ class Sync:
         self._bucket = TokenBucket(request.bwlimit) if request.bwlimit else None
         self.shell = RemoteShell(link)
         if request.bwlimit:
-            self.shell.receive_window = min(max(request.bwlimit // 8, 64 * 1024), 16 << 20)
+            self.shell.receive_window = min(max(request.bwlimit // 8, 64 * 1024), RECEIVE_WINDOW)
         self._verified = 0
         self._mismatches: list[Mismatch] = []
         self._repaired: list[str] = []
@@ -268,10 +269,17 @@ class Sync:
         kind = await asyncio.to_thread(local_root_kind, local)
         workdir = self.link.host.workdir
         if kind == "d":
-            source, destination = await asyncio.gather(
-                asyncio.to_thread(scan_local, ScanTarget(local), rules),
-                self._remote_scan(ScanTarget(request.remote, base=workdir)),
+            listing = asyncio.ensure_future(
+                self._remote_scan(ScanTarget(request.remote, base=workdir))
             )
+            try:
+                source = await asyncio.to_thread(scan_local, ScanTarget(local), rules)
+                self.shell.prestart(self._batch_shells(source))
+                destination = await listing
+            finally:
+                if not listing.done():
+                    listing.cancel()
+                    await asyncio.gather(listing, return_exceptions=True)
             if destination.root_kind not in ("d", "missing"):
                 raise SyncUsageError(
                     f"{self.host}:{destination.root} is not a folder; cannot push a folder there"
@@ -296,6 +304,14 @@ class Sync:
         return _Layout(
             folder, destination.root, source, destination, {target_name: name}, single=True
         )
+
+    def _batch_shells(self, source: Manifest) -> int:
+        """Shells to start while the host lists its side: enough for the batches that many
+        small files will make (the listing's own shell takes the first). When nothing turns
+        out to need sending, they end unused."""
+        limit = self.request.small_file_limit
+        small = sum(1 for e in source.entries.values() if e.kind != "d" and e.size <= limit)
+        return max(min(self.request.batch_streams, small // BATCH_MIN_FILES) - 1, 0)
 
     async def _pull_layout(self, rules: ExcludeRules) -> _Layout:
         request = self.request

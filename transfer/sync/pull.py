@@ -30,7 +30,6 @@ from transfer.sync.tarstream import QueueReader
 from transfer.sync.tasks import each_concurrently, run_together
 from transfer.sync.verify import choose_hash, hash_local, parse_single_hash, prefix_hash_command
 
-READ_SIZE = 1 << 20
 WRITE_BATCH = 4 << 20
 _STAT_LINE = re.compile(rb"^gputui-stat (\d+) (-?\d+)$", re.MULTILINE)
 _CHANGED_LINE = re.compile(rb"^tar: (.*): file changed as we read it$", re.MULTILINE)
@@ -165,7 +164,7 @@ class PullExecutor:
         """Fetch one batch; returns the members the host's tar saw changing (to fetch again)."""
         ctx = self.ctx
         state = _BatchState(expected=dict(items))
-        reader = QueueReader()
+        reader = QueueReader(maxsize=2)  # whole windows: see RECEIVE_WINDOW
         size = sum(e.size for _, e in items)
         token = ctx.progress.start_file(f"{len(items)} files", size)
         process = await ctx.shell.start(
@@ -180,7 +179,7 @@ class PullExecutor:
         try:
             feeding = asyncio.ensure_future(_feed_names(process, names))
             while True:
-                data = await process.read(READ_SIZE)
+                data = await process.read(ctx.shell.receive_window)
                 if not data:
                     break
                 await ctx.throttle(len(data))
@@ -365,13 +364,14 @@ class PullExecutor:
         """Copy stdout into ``fd``: the network read and the disk write overlap."""
         ctx = self.ctx
         received = 0
-        batch = min(WRITE_BATCH, ctx.chunk_size() * 4) if ctx.bucket else WRITE_BATCH
+        # Under --bwlimit every read goes to disk at once: a cut connection then loses little.
+        batch = ctx.chunk_size() if ctx.bucket else WRITE_BATCH
         writing: asyncio.Future[None] | None = None
         pending: list[bytes] = []
         pending_size = 0
         try:
             while True:
-                data = await process.read(READ_SIZE)
+                data = await process.read(ctx.shell.receive_window)
                 if data:
                     await ctx.throttle(len(data))
                     pending.append(data)

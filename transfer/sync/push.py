@@ -24,6 +24,7 @@ from transfer.sync.context import (
     BATCH_BYTES,
     BATCH_FILES,
     BATCH_MIN_BYTES,
+    BATCH_MIN_FILES,
     CHANGED_RETRIES,
     SCRIPT_LIMIT,
     Context,
@@ -502,7 +503,7 @@ def _batches(items: list[tuple[str, Entry]], streams: int) -> list[list[tuple[st
     and the host's login shell); bounded so an interrupted batch loses little."""
     total = sum(e.size for _, e in items)
     per_bytes = min(max(total // max(streams, 1) + 1, BATCH_MIN_BYTES), BATCH_BYTES)
-    per_files = min(max(len(items) // max(streams, 1) + 1, 64), BATCH_FILES)
+    per_files = min(max(len(items) // max(streams, 1) + 1, BATCH_MIN_FILES), BATCH_FILES)
     batches: list[list[tuple[str, Entry]]] = []
     current: list[tuple[str, Entry]] = []
     size = 0

@@ -19,9 +19,14 @@ from transfer.errors import LinkLost
 from transfer.link import Link, exit_status_for_signal
 
 STDERR_LIMIT = 64 * 1024
+STDERR_WAIT_S = 5.0
 # What we accept per channel: bandwidth x RTT in flight, and packets as large as OpenSSH sends
-# (256 KiB minus headroom) so a pull costs fewer packets to decrypt and dispatch.
-RECEIVE_WINDOW = 16 * 1024 * 1024
+# (256 KiB minus headroom) so a pull costs fewer packets to decrypt and dispatch. asyncssh
+# re-opens a channel's window for all that arrived as soon as it hands any data on, so a reader
+# that takes less than what is buffered lets the host send ever more: readers of a pull take a
+# whole window per read (``RemoteShell.receive_window``), which keeps memory bounded when the
+# disk here is slower than the network.
+RECEIVE_WINDOW = 8 * 1024 * 1024
 RECEIVE_PACKET = 256 * 1024 - 1024
 
 
@@ -49,9 +54,29 @@ class RemoteProcess(abc.ABC):
 
     _stderr: bytearray
     _doing: str
+    _stderr_grew: asyncio.Event
 
     def stderr_so_far(self) -> bytes:
         return bytes(self._stderr)
+
+    def _add_stderr(self, chunk: bytes) -> None:
+        self._stderr += chunk
+        del self._stderr[:-STDERR_LIMIT]
+        self._stderr_grew.set()
+
+    async def stderr_through(self, marker: bytes) -> bytes:
+        """The stderr written before ``marker``, which a kept shell writes after a command
+        (stderr travels apart from stdout and may lag behind it)."""
+        try:
+            async with asyncio.timeout(STDERR_WAIT_S):
+                while not self._stderr.endswith(marker):
+                    self._stderr_grew.clear()
+                    await self._stderr_grew.wait()
+        except TimeoutError:
+            pass
+        text = bytes(self._stderr)
+        self._stderr.clear()
+        return text.removesuffix(marker)
 
     def reuse(self, doing: str) -> None:
         """A kept shell starts its next command: fresh stderr, a new description."""
@@ -62,8 +87,8 @@ class RemoteProcess(abc.ABC):
 # A shell kept after its first command waits for the next one on a line of its stdin; the
 # rest of stdin is that command's input. ``printf %b`` restores the escaped newlines.
 _FOLLOW_UP = 'IFS= read -r gputui_next || exit 0\neval "$(printf \'%b\' "$gputui_next")"\n'
-_END = re.compile(rb"(?:\A|\0)gputui-end (\d+)\0\0\Z")
-_END_TAIL = re.compile(rb"\0gputui-end (\d+)\0\0\Z")
+_END = re.compile(rb"\0gputui-end (\d+)\0\0\Z")
+_STDERR_END = b"\0gputui-end\0"
 
 
 def _as_line(script: str) -> bytes:
@@ -89,13 +114,30 @@ class RemoteShell:
         self.receive_window = receive_window
 
         self._ready: list[RemoteProcess] = []
+        self._starting: list[asyncio.Future[RemoteProcess]] = []
 
     def lost(self, doing: str) -> LinkLost:
         return LinkLost(f"the connection to {self.host} dropped during {doing}")
 
+    def prestart(self, count: int) -> None:
+        """Start ``count`` shells now, to wait for commands that will come soon: the shell
+        start-up then overlaps the listing instead of delaying the transfer."""
+        for _ in range(count):
+            self._starting.append(asyncio.ensure_future(self._fresh(_FOLLOW_UP, "waiting")))
+
+    async def _waiting(self) -> RemoteProcess | None:
+        """A shell waiting for its command: a kept one, else one being started."""
+        if self._ready:
+            return self._ready.pop()
+        while self._starting:
+            try:
+                return await self._starting.pop(0)
+            except (LinkLost, OSError):
+                continue
+        return None
+
     async def start(self, script: str, *, doing: str) -> RemoteProcess:
-        while self._ready:
-            process = self._ready.pop()
+        while (process := await self._waiting()) is not None:
             try:
                 await process.write(_as_line(script))
             except (LinkLost, BrokenPipeError, ConnectionError):
@@ -112,9 +154,12 @@ class RemoteShell:
 
     async def run_and_keep(self, script: str, *, doing: str) -> tuple[int, bytes, bytes]:
         """Like ``run`` (no input), and keep the shell for the next ``start``."""
-        process = await self._fresh(
-            f"( {script}\n); s=$?; printf 'gputui-end %d\\0\\0' \"$s\"\n{_FOLLOW_UP}", doing
+        # stdin stays the shell's (the next command comes on it): the command gets /dev/null.
+        kept = (
+            f"( {script}\n) </dev/null; s=$?; printf '\\0gputui-end\\0' >&2; "
+            f"printf '\\0gputui-end %d\\0\\0' \"$s\"\n{_FOLLOW_UP}"
         )
+        process = await self.start(kept, doing=doing)
         buffer = bytearray()
         try:
             while True:
@@ -123,29 +168,35 @@ class RemoteShell:
                     status, stderr = await process.finish()
                     return status, bytes(buffer), stderr
                 buffer += chunk
-                end = _END.search(buffer) if len(buffer) <= 64 else _END_TAIL.search(buffer[-64:])
+                end = _END.search(buffer, max(len(buffer) - 64, 0))
                 if end is not None:
                     break
         except BaseException:
             process.abort()
             raise
         status = int(end.group(1))
-        marker = end.group(0)
-        output = bytes(buffer[: len(buffer) - len(marker) + (1 if marker[:1] == b"\0" else 0)])
-        stderr = process.stderr_so_far()
+        output = bytes(buffer[: end.start()])
+        stderr = await process.stderr_through(_STDERR_END)
         self._ready.append(process)
         return status, output, stderr
 
     def close_ready(self) -> None:
-        """End the shells still waiting for a command."""
+        """End the shells still waiting for a command (and those still starting)."""
         for process in self._ready:
             process.abort()
         self._ready.clear()
+        for starting in self._starting:
+            starting.add_done_callback(_abort_started)
+            starting.cancel()
+        self._starting.clear()
 
     async def run(
         self, script: str, *, doing: str, input: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
-        """Run to the end: exit status, all of stdout, the stderr tail."""
+        """Run to the end: exit status, all of stdout, the stderr tail. A command without
+        input leaves its shell waiting for the next one."""
+        if input is None:
+            return await self.run_and_keep(script, doing=doing)
         process = await self.start(script, doing=doing)
         try:
             writer = asyncio.ensure_future(_feed(process, input))
@@ -158,6 +209,11 @@ class RemoteShell:
             process.abort()
             raise
         return status, b"".join(chunks), stderr
+
+
+def _abort_started(future: asyncio.Future[RemoteProcess]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().abort()
 
 
 async def _feed(process: RemoteProcess, data: bytes | None) -> None:
@@ -173,6 +229,7 @@ class _SSHProcess(RemoteProcess):
         self._conn = conn
         self._doing = doing
         self._stderr = bytearray()
+        self._stderr_grew = asyncio.Event()
         self._stderr_task = asyncio.ensure_future(self._collect_stderr())
 
     @classmethod
@@ -201,8 +258,7 @@ class _SSHProcess(RemoteProcess):
     async def _collect_stderr(self) -> None:
         with contextlib.suppress(Exception):
             while chunk := await self._process.stderr.read(65536):
-                self._stderr += chunk
-                del self._stderr[:-STDERR_LIMIT]
+                self._add_stderr(chunk)
 
     def _lost(self) -> LinkLost:
         return self._shell.lost(self._doing)
@@ -269,6 +325,7 @@ class _LocalProcess(RemoteProcess):
         self._doing = ""
         self._process = process
         self._stderr = bytearray()
+        self._stderr_grew = asyncio.Event()
         self._stderr_task = asyncio.ensure_future(self._collect_stderr())
 
     @classmethod
@@ -288,8 +345,7 @@ class _LocalProcess(RemoteProcess):
     async def _collect_stderr(self) -> None:
         assert self._process.stderr is not None
         while chunk := await self._process.stderr.read(65536):
-            self._stderr += chunk
-            del self._stderr[:-STDERR_LIMIT]
+            self._add_stderr(chunk)
 
     async def write(self, data: bytes | memoryview) -> None:
         assert self._process.stdin is not None
