@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, OptionList, Static
 
@@ -42,8 +43,14 @@ def local_workdir(workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 async def until(pilot: Pilot[Any], check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait for ``check``; a screen still composing (its panes not there yet) counts as not yet."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while True:
+        try:
+            if check():
+                return
+        except NoMatches:
+            pass
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for the app")
         await pilot.pause(0.05)

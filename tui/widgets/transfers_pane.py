@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Static
 
 from transfer.hosts import HostProfile
@@ -179,7 +180,10 @@ class TransfersPane(Pane):
 
     def redraw(self) -> None:
         records = self.records
-        body = self.query_one("#transfers-body", Static)
+        try:
+            body = self.query_one("#transfers-body", Static)
+        except NoMatches:  # not composed yet, or being removed with its screen
+            return
         if not records:
             body.set_class(True, "pane-placeholder")
             body.update(self.PLACEHOLDER)
