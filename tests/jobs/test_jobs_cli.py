@@ -14,30 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import gputui, wait_until_ended
 from sshd import SshServer
 
 from transfer.hosts import HostProfile, HostStore
-from tui.cli import main
 
 pytestmark = pytest.mark.usefixtures("job_env")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def gputui(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def wait_until_ended(capsys: pytest.CaptureFixture[str], job: str, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, out, _ = gputui(capsys, "jobs", "gpu1", "--json")
-        assert code == 0
-        found = next(j for j in json.loads(out) if j["id"] == job)
-        if found["state"] not in ("starting", "running") or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 def test_run_prints_the_id_and_the_command_runs_exactly(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import gputui, wait_until_ended
 from sshd import SshServer
 
 from trainers.jobdir import METRICS_LINK, OUTPUT_LINK
 from trainers.metrics import read_lines
 from transfer.hosts import HostProfile, HostStore
-from tui.cli import main
 
 pytestmark = pytest.mark.usefixtures("job_env")
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,21 +38,6 @@ TINY = {
 }
 
 
-def gputui(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def wait_until_ended(capsys: pytest.CaptureFixture[str], job: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        code, out, _ = gputui(capsys, "jobs", "gpu1", "--json")
-        assert code == 0
-        found = next(j for j in json.loads(out) if j["id"] == job)
-        if found["state"] not in ("starting", "running") or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -94,7 +79,7 @@ def test_train_pushes_the_project_and_runs_the_trainer_from_the_copy(
         project / "configs" / "tiny.yaml"
     ).read_bytes()
 
-    found = wait_until_ended(capsys, job)
+    found = wait_until_ended(capsys, job, timeout=90)
     log = (jobs_root / job / "log").read_text()
     assert found["state"] == "succeeded", log
     assert found["command"] == ("python -m trainers.lora --config configs/tiny.yaml "

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from transfer.errors import GputuiError
+
+if TYPE_CHECKING:
+    from transfer.jobs.state import JobMeta
 
 
 class UsageError(GputuiError):
@@ -25,3 +28,15 @@ def out() -> Console:
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def report_started(host_name: str, meta: JobMeta, *, show_workdir: bool = False) -> None:
+    """The job id alone on stdout (for scripts), how it runs and how to follow it on stderr."""
+    sys.stdout.write(meta.id + "\n")
+    sys.stdout.flush()
+    how = f"tmux session {meta.tmux_session}" if meta.tmux_session else "setsid nohup (no tmux)"
+    where = f" ({meta.workdir})" if show_workdir else ""
+    sys.stderr.write(
+        f"started {meta.id} on {host_name} in {how}{where}; follow it: "
+        f"gputui logs {host_name} {meta.id} -f\n"
+    )

@@ -31,7 +31,7 @@ from transfer.jobs.logs import follow_log
 from transfer.jobs.resume import is_preempted
 from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.jobs.stop import DEFAULT_GRACE_S, stop_job
-from tui.cli.common import UsageError, out, print_json
+from tui.cli.common import UsageError, out, print_json, report_started
 from tui.cli.train import resume_hint
 from tui.job_styles import STATE_STYLES
 
@@ -163,13 +163,7 @@ def run_command(args: argparse.Namespace) -> int:
     command = command_from_argv(split_run_arguments(args))
     host = HostStore().get(args.host_name)
     meta = asyncio.run(_launch(host, command, args.name, args.workdir, not args.no_tmux))
-    sys.stdout.write(meta.id + "\n")
-    sys.stdout.flush()
-    how = f"tmux session {meta.tmux_session}" if meta.tmux_session else "setsid nohup (no tmux)"
-    sys.stderr.write(
-        f"started {meta.id} on {host.name} in {how}; follow it: "
-        f"gputui logs {host.name} {meta.id} -f\n"
-    )
+    report_started(host.name, meta)
     return 0
 
 

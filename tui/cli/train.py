@@ -24,7 +24,7 @@ from transfer.jobs.host import HostJobs
 from transfer.jobs.launch import launch_job
 from transfer.jobs.resume import resume_job
 from transfer.jobs.state import JobMeta
-from tui.cli.common import UsageError
+from tui.cli.common import UsageError, report_started
 
 #: The trainer's entry point on the host, run from the work folder (see trainers/lora.py).
 TRAINER = ("python", "-m", "trainers.lora")
@@ -88,13 +88,7 @@ def train_command(args: argparse.Namespace) -> int:
     command = trainer_command(config, args.overrides)
     name = args.name or default_job_name(config)
     meta = asyncio.run(_train(host, command, name, args.workdir, push=not args.no_push))
-    sys.stdout.write(meta.id + "\n")
-    sys.stdout.flush()
-    how = f"tmux session {meta.tmux_session}" if meta.tmux_session else "setsid nohup (no tmux)"
-    sys.stderr.write(
-        f"started {meta.id} on {host.name} in {how} ({meta.workdir}); follow it: "
-        f"gputui logs {host.name} {meta.id} -f\n"
-    )
+    report_started(host.name, meta, show_workdir=True)
     return 0
 
 
