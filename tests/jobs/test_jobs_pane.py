@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.css.query import NoMatches
+from pilot_wait import until as pilot_until
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, OptionList, Static
 
@@ -42,18 +42,7 @@ def local_workdir(workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return workdir
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Wait for ``check``; a screen still composing (its panes not there yet) counts as not yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except NoMatches:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.05)
+until = partial(pilot_until, timeout=15.0)
 
 
 def pane(app: GputuiApp) -> JobsPane:

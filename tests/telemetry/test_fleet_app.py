@@ -3,15 +3,14 @@ idle and cost arithmetic, and end to end over a real sshd with the recorded nvid
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+from pilot_wait import until as pilot_until
 from rich.text import Text
 from telemetry_samples import recorded_samples
-from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from trainers.gpu_sample import HostSample
@@ -46,12 +45,7 @@ def with_utils(sample: HostSample, *utils: int) -> HostSample:
     return dataclasses.replace(sample, gpus=gpus)
 
 
-async def until(pilot: Pilot[None], check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting for the app"
-        await asyncio.sleep(0.05)
-        await pilot.pause()
+until = partial(pilot_until, timeout=15.0)
 
 
 async def test_fleet_columns_flag_an_idle_host_with_the_money_spent(isolated_home: Path) -> None:

@@ -3,11 +3,11 @@ a command palette that lists every action of the screen."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
+from pilot_wait import until as pilot_until
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -23,12 +23,7 @@ pytestmark = pytest.mark.usefixtures("hosts_yaml")
 PANES = [pane for pane, _, _ in DASHBOARD_PANES]
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.05)
+until = partial(pilot_until, timeout=10.0)
 
 
 async def open_dashboard(pilot: Pilot[Any]) -> HostScreen:

@@ -14,14 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from textual.pilot import Pilot
+from pilot_wait import until as pilot_until
 from textual.widgets import Input, OptionList
 
 from trainers.jobdir import PID, WRAPPER, PidRecord, boot_id, process_start_ticks
@@ -47,12 +46,7 @@ SIZE = (160, 50)
 TRAIN_COMMAND = "python -m trainers.lora --config configs/dev.yaml"
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.05)
+until = partial(pilot_until, timeout=90.0)
 
 
 @pytest.fixture

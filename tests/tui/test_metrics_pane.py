@@ -12,15 +12,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pilot_wait import until as pilot_until
 from progress_lines import RATE_USD_PER_HOUR, preempted_and_resumed, training_run, writer_job
 from sshd import SshServer
 from textual.geometry import Region
-from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
@@ -67,12 +67,7 @@ async def launch(host: HostProfile, command: str, name: str) -> JobMeta:
         return await launch_job(HostJobs(link), command, name=name)
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.05)
+until = partial(pilot_until, timeout=20.0)
 
 
 def drawn(widget: Widget) -> str:
