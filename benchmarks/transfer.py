@@ -3,20 +3,27 @@
     python benchmarks/transfer.py [--quick] [--rounds N] [--only push,pull,tree,noop]
 
 Starts its own OpenSSH server on 127.0.0.1 (the test suite's helper), makes the data, then for
-each case runs ``gputui`` (the installed CLI, a fresh process each time) and ``rsync -a`` (its
-defaults, over ``ssh`` with the same key and a known_hosts file) in alternation, several
-rounds, and prints the median wall time of each, the ratio gputui/rsync, and gputui's peak
-memory (max RSS of its process). gputui is timed twice: the CLI (a fresh Python process, so
-interpreter start and imports, about 0.35 s here, are included), and the same engine inside
-one long-lived process as the app runs it (a fresh connection each time). Cases: push of one
-1 GiB file, pull of it, first push of 10,000 files of 10 KB, and a re-push of that tree with
-nothing changed. ``--quick`` uses 256 MiB and 2,000 files.
+each case runs gputui and ``rsync -a`` (its defaults, over ``ssh`` with the same key and a
+known_hosts file) in alternation, several rounds, and prints the median wall time of each and
+the ratio gputui/rsync. gputui is timed three ways:
+
+- ``gputui``: the installed command as a person runs it, a fresh process each time, served by
+  its connection keeper (started by an untimed first command, as the first push of a session
+  starts it): the SSH connection and a shell on the host are kept between commands;
+- ``no keeper``: the command with ``GPUTUI_KEEP_S=0``: its own interpreter start, imports and
+  connection each time (what a command costs when no keeper runs);
+- ``in the app``: the engine inside one long-lived process, a fresh connection each time.
+
+Peak memory is the max RSS of the keeper (where the command's transfers run) and of the
+no-keeper command. Cases: push of one 1 GiB file, pull of it, first push of 10,000 files of
+10 KB, and a re-push of that tree with nothing changed. ``--quick`` uses 256 MiB and 2,000 files.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -98,7 +105,9 @@ class Bench:
             "GPUTUI_SSH_DIR": str(work / "dot-ssh"),
             # Bytecode cached as on any installed copy (the first, untimed run writes it).
             "PYTHONPYCACHEPREFIX": str(work / "pycache"),
+            "GPUTUI_RUN_DIR": str(work / "run"),
         }
+        self.cold_env = {**self.env, "GPUTUI_KEEP_S": "0"}
         self.env.pop("SSH_AUTH_SOCK", None)
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.ssh = (
@@ -109,6 +118,24 @@ class Bench:
 
     def gputui(self, *args: str) -> list[str]:
         return [*GPUTUI, *args]
+
+    def keeper_peak(self) -> int:
+        """The keeper's peak RSS in bytes (VmHWM), 0 when none runs."""
+        for log in (self.work / "run").glob("keeper-*.log"):
+            found = re.search(r"keeper (\d+) on", log.read_text())
+            if found is None:
+                continue
+            try:
+                status = Path(f"/proc/{found.group(1)}/status").read_text()
+            except FileNotFoundError:
+                continue
+            peak = re.search(r"VmHWM:\s+(\d+) kB", status)
+            return int(peak.group(1)) * 1024 if peak else 0
+        return 0
+
+    def stop_keeper(self) -> None:
+        subprocess.run([sys.executable, "-c", "from transfer.keeper import client; client.stop()"],
+                       env=self.env, check=False)
 
     def rsync(self, source: str, destination: str) -> list[str]:
         return ["rsync", "-a", "-e", self.ssh, source, destination]
@@ -167,7 +194,7 @@ def serve() -> int:
     return 0
 
 
-TOOLS = ("gputui", "gputui-app", "rsync")
+TOOLS = ("gputui", "gputui-cold", "gputui-app", "rsync")
 
 
 def run_case(
@@ -180,31 +207,32 @@ def run_case(
 ) -> dict[str, float]:
     """Alternate the tools (rotating who goes first), several rounds; print the medians."""
     times: dict[str, list[float]] = {tool: [] for tool in TOOLS}
-    peaks: dict[str, int] = {"gputui": 0, "gputui-app": 0}
+    peaks: dict[str, int] = {"gputui": 0, "gputui-cold": 0}
     for round_index in range(rounds):
-        order = TOOLS[round_index % 3 :] + TOOLS[: round_index % 3]
-        for tool in order:
+        shift = round_index % len(TOOLS)
+        for tool in TOOLS[shift:] + TOOLS[:shift]:
             reset(tool)
             run = runs[tool]
             if isinstance(run, tuple):
-                elapsed, rss = app.run(*run)
+                elapsed, _ = app.run(*run)
             else:
-                elapsed, rss = timed(run, bench.env)
+                env = bench.cold_env if tool == "gputui-cold" else bench.env
+                elapsed, rss = timed(run, env)
+                if tool in peaks:
+                    peak = bench.keeper_peak() if tool == "gputui" else rss
+                    peaks[tool] = max(peaks[tool], peak)
             times[tool].append(elapsed)
-            if tool in peaks:
-                peaks[tool] = max(peaks[tool], rss)
     medians = {tool: statistics.median(values) for tool, values in times.items()}
     rsync = medians["rsync"]
-    print(
-        f"{name:<30} rsync {rsync:6.2f} s | gputui {medians['gputui']:6.2f} s "
-        f"ratio {medians['gputui'] / rsync:4.2f} | in the app {medians['gputui-app']:6.2f} s "
-        f"ratio {medians['gputui-app'] / rsync:4.2f} | gputui peak "
-        f"{peaks['gputui'] / 2**20:5.1f} MB",
-        flush=True,
-    )
+    columns = [f"rsync {rsync:5.2f} s"] + [
+        f"{label} {medians[tool]:5.2f} s ratio {medians[tool] / rsync:4.2f}"
+        for tool, label in (("gputui", "gputui"), ("gputui-cold", "no keeper"),
+                            ("gputui-app", "in the app"))
+    ]
+    print(f"{name:<30} " + " | ".join(columns), flush=True)
     for tool in TOOLS:
         print(f"    {tool:<11} rounds: {' '.join(f'{t:.2f}' for t in times[tool])}", flush=True)
-    medians["peak"] = max(peaks.values())
+    medians.update({f"peak-{tool}": peak for tool, peak in peaks.items()})
     return medians
 
 
@@ -256,6 +284,8 @@ def main() -> int:
                     {
                         "gputui": bench.gputui("push", "bench", big_src,
                                                str(pushed["gputui"]) + "/"),
+                        "gputui-cold": bench.gputui("push", "bench", big_src,
+                                                    str(pushed["gputui-cold"]) + "/"),
                         "gputui-app": ("push", big_src, str(pushed["gputui-app"]) + "/"),
                         "rsync": bench.rsync(big_src, f"{bench.at}:{pushed['rsync']}/"),
                     },
@@ -274,6 +304,8 @@ def main() -> int:
                     {
                         "gputui": bench.gputui("pull", "bench", source,
                                                str(pulled["gputui"]) + "/"),
+                        "gputui-cold": bench.gputui("pull", "bench", source,
+                                                    str(pulled["gputui-cold"]) + "/"),
                         "gputui-app": ("pull", str(pulled["gputui-app"]) + "/", source),
                         "rsync": bench.rsync(f"{bench.at}:{source}", f"{pulled['rsync']}/"),
                     },
@@ -283,6 +315,7 @@ def main() -> int:
             tree_src = str(local / "tree")
             tree_runs: dict[str, list[str] | tuple[str, str, str]] = {
                 "gputui": bench.gputui("push", "bench", tree_src, str(trees["gputui"])),
+                "gputui-cold": bench.gputui("push", "bench", tree_src, str(trees["gputui-cold"])),
                 "gputui-app": ("push", tree_src, str(trees["gputui-app"])),
                 "rsync": bench.rsync(tree_src + "/", f"{bench.at}:{trees['rsync']}/"),
             }
@@ -302,8 +335,11 @@ def main() -> int:
                 ))
         finally:
             app.close()
-        peak = max((r["peak"] for r in results), default=0)
-        print(f"gputui peak memory over all runs (max RSS): {peak / 2**20:.1f} MB", flush=True)
+            bench.stop_keeper()
+        keeper = max((r["peak-gputui"] for r in results), default=0)
+        cold = max((r["peak-gputui-cold"] for r in results), default=0)
+        print(f"gputui peak memory over all runs (max RSS): keeper {keeper / 2**20:.1f} MB, "
+              f"command without keeper {cold / 2**20:.1f} MB", flush=True)
     finally:
         server.stop()
         if not args.keep:

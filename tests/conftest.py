@@ -16,27 +16,35 @@ import netguard
 import pytest
 from sshd import SshServer, generate_key
 
+from transfer.keeper import client as keeper_client
+
 netguard.install()
 
 
 @pytest.fixture(autouse=True)
 def isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """``$GPUTUI_HOME`` and the ssh folder gputui reads are fresh, empty folders.
+) -> Iterator[Path]:
+    """``$GPUTUI_HOME``, the ssh folder gputui reads and the connection keepers' folder are
+    fresh, empty folders; keepers that a test's pushes started are stopped after it.
 
     They live outside ``tmp_path``, so a test's own ``tmp_path`` starts empty.
     """
     base = tmp_path_factory.mktemp("isolated")
     home = base / "gputui-home"
     ssh_dir = base / "dot-ssh"
+    run_dir = base / "run"
     home.mkdir(mode=0o700)
     ssh_dir.mkdir(mode=0o700)
     monkeypatch.setenv("GPUTUI_HOME", str(home))
     monkeypatch.setenv("GPUTUI_SSH_DIR", str(ssh_dir))
+    monkeypatch.setenv("GPUTUI_RUN_DIR", str(run_dir))
+    monkeypatch.delenv("GPUTUI_KEEP_S", raising=False)
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     monkeypatch.delenv("SSH_AGENT_PID", raising=False)
-    return home
+    yield home
+    for sock in run_dir.glob("*.sock"):
+        keeper_client.stop(sock)
 
 
 @pytest.fixture

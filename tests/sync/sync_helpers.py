@@ -13,7 +13,7 @@ import psutil
 from sshd import SshServer
 
 from transfer.connect import open_link
-from transfer.hosts import HostProfile
+from transfer.hosts import HostProfile, HostStore
 from transfer.sync.engine import Sync, SyncRequest
 from transfer.sync.events import SyncEvent, SyncResult
 
@@ -135,3 +135,11 @@ def _is_sshd(process: psutil.Process) -> bool:
         )
     except psutil.Error:
         return False
+
+
+def saved_profile(server: SshServer, workdir: Path, name: str = "box") -> HostProfile:
+    """A trusted profile for ``server``, saved in hosts.yaml as the CLI reads it."""
+    server.trust()
+    profile = server.profile(name, workdir=str(workdir))
+    HostStore().upsert(profile)
+    return profile

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sshd import SshServer, free_port
+from sync_helpers import saved_profile
 
 from transfer.hosts import HostProfile, HostStore
 from tui.cli import main
@@ -15,10 +16,7 @@ from tui.cli import main
 
 @pytest.fixture
 def saved_box(sshd_server: SshServer, tmp_path: Path) -> HostProfile:
-    sshd_server.trust()
-    profile = sshd_server.profile("box", workdir=str(tmp_path / "workdir"))
-    HostStore().upsert(profile)
-    return profile
+    return saved_profile(sshd_server, tmp_path / "workdir")
 
 
 def test_push_defaults_to_this_folder_and_the_workdir(

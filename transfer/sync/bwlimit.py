@@ -1,8 +1,11 @@
-"""``--bwlimit``: one token bucket shared by every stream of a transfer."""
+"""``--bwlimit``: one token bucket shared by every stream of a transfer.
+
+``parse_rate`` is on the command's quick path (``gputui push``), so asyncio is imported only
+by the bucket itself.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
@@ -32,6 +35,8 @@ class TokenBucket:
         self.burst = max(rate / 10, 1.0)
         self._tokens = self.burst
         self._stamp = time.monotonic()
+        import asyncio
+
         self._lock = asyncio.Lock()
 
     def chunk_size(self, default: int) -> int:
@@ -39,6 +44,8 @@ class TokenBucket:
         return max(4096, min(default, int(self.burst)))
 
     async def take(self, amount: int) -> None:
+        import asyncio
+
         async with self._lock:
             while True:
                 now = time.monotonic()

@@ -15,6 +15,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from transfer.errors import LinkLost
 from transfer.link import Link
@@ -45,7 +46,7 @@ from transfer.sync.plan import SyncPlan, make_plan
 from transfer.sync.progress import ProgressTracker
 from transfer.sync.pull import PullExecutor
 from transfer.sync.push import PushExecutor
-from transfer.sync.remote import RECEIVE_WINDOW, RemoteShell
+from transfer.sync.remote import RECEIVE_WINDOW, RemoteProcess, RemoteShell
 from transfer.sync.scan import (
     ScanTarget,
     filter_manifest,
@@ -62,6 +63,9 @@ from transfer.sync.verify import (
     names_input,
     parse_files_hashes,
 )
+
+if TYPE_CHECKING:
+    from transfer.hosts import HostProfile
 
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 LOCAL_HASH_THREADS = 2
@@ -91,6 +95,24 @@ class SyncRequest:
     batch_streams: int = BATCH_STREAMS
 
 
+# What the CLI asks for, as plain values: the same dict whether the push runs in the command's
+# own process or in the connection keeper (transfer/keeper).
+REQUEST_FIELDS = ("direction", "local", "remote", "delete", "dry_run", "verify", "excludes",
+                  "bwlimit")
+
+
+def request_from_fields(fields: dict[str, Any], host: HostProfile) -> SyncRequest:
+    """A SyncRequest from the CLI's fields; a push with no REMOTE goes to the host's workdir."""
+    unknown = set(fields) - set(REQUEST_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown sync request fields: {sorted(unknown)}")
+    values = dict(fields)
+    if values.get("remote") is None:
+        values["remote"] = host.workdir.rstrip("/") + "/"
+    values["excludes"] = tuple(values.get("excludes") or ())
+    return SyncRequest(**values)
+
+
 @dataclass
 class _Layout:
     """Where both roots are, and (for one file) the name on each side."""
@@ -113,7 +135,11 @@ class Sync:
         on_event: Callable[[SyncEvent], None] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        shells: list[RemoteProcess] | None = None,
+        keep_shell: bool = False,
     ) -> None:
+        """``shells`` are host shells an earlier sync kept waiting (see ``kept_shells``);
+        with ``keep_shell`` this sync keeps one for the next, instead of ending them all."""
         self.link = link
         self.request = request
         self._on_event = on_event
@@ -124,6 +150,10 @@ class Sync:
         self.shell = RemoteShell(link)
         if request.bwlimit:
             self.shell.receive_window = min(max(request.bwlimit // 8, 64 * 1024), RECEIVE_WINDOW)
+        elif shells:
+            self.shell.adopt(shells)  # their receive window is the default one
+        self._keep_shell = keep_shell
+        self.kept_shells: list[RemoteProcess] = []
         self._verified = 0
         self._mismatches: list[Mismatch] = []
         self._repaired: list[str] = []
@@ -148,7 +178,7 @@ class Sync:
         try:
             source, destination = await self._attempts()
         finally:
-            self.shell.close_ready()
+            self.kept_shells = self.shell.close_ready(keep=1 if self._keep_shell else 0)
         result = SyncResult(
             direction=self.request.direction,
             host=self.host,

@@ -6,8 +6,8 @@ so a consumer can redraw on every one of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 Direction = Literal["push", "pull"]
 Phase = Literal["connecting", "scanning", "planning", "deleting", "sending", "verifying", "done"]
@@ -144,6 +144,33 @@ class SyncResult:
             },
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SyncResult:
+        """The inverse of ``to_json`` (a result that came from the connection keeper)."""
+        plan = data.get("plan")
+        return cls(
+            direction=data["direction"],
+            host=data["host"],
+            source=data["source"],
+            destination=data["destination"],
+            dry_run=data["dry_run"],
+            files_sent=data["files_sent"],
+            bytes_sent=data["bytes_sent"],
+            files_skipped=data["files_skipped"],
+            bytes_skipped=data["bytes_skipped"],
+            resumed_bytes=data["resumed_bytes"],
+            deleted=data["deleted"],
+            verified=data["verified"],
+            hash_name=data["hash"],
+            mismatches=[Mismatch(m["path"], m["source"], m["destination"])
+                        for m in data["mismatches"]],
+            repaired=list(data["repaired"]),
+            problems=[FileProblem(p["path"], p["reason"]) for p in data["problems"]],
+            resent_changed=list(data["changed_during_transfer"]),
+            elapsed_s=data["elapsed_s"],
+            plan=None if plan is None else PlanSummary(**plan),
+        )
+
 
 @dataclass(frozen=True)
 class PhaseChanged:
@@ -161,3 +188,27 @@ class Finished:
 
 
 SyncEvent = PhaseChanged | PlanReady | Progress | Retrying | FileProblem | Finished
+
+
+# The events a command-line push shows, as JSON lines from the connection keeper.
+_SHOWN_EVENTS: dict[str, type[Progress | Retrying | FileProblem]] = {
+    "progress": Progress,
+    "retrying": Retrying,
+    "file_problem": FileProblem,
+}
+
+
+def event_to_json(event: SyncEvent) -> dict[str, Any] | None:
+    """A shown event as a JSON object; None for the others (the command does not show them)."""
+    for kind, cls in _SHOWN_EVENTS.items():
+        if type(event) is cls:
+            return {"event": kind, **asdict(event)}
+    return None
+
+
+def event_from_json(data: dict[str, Any]) -> Progress | Retrying | FileProblem:
+    fields = {k: v for k, v in data.items() if k != "event"}
+    cls = _SHOWN_EVENTS[data["event"]]
+    if cls is Progress and fields.get("current") is not None:
+        fields["current"] = FileProgress(**fields["current"])
+    return cls(**fields)

@@ -180,15 +180,26 @@ class RemoteShell:
         self._ready.append(process)
         return status, output, stderr
 
-    def close_ready(self) -> None:
-        """End the shells still waiting for a command (and those still starting)."""
-        for process in self._ready:
+    def adopt(self, shells: list[RemoteProcess]) -> None:
+        """Take over shells that an earlier sync kept waiting: the next commands skip the
+        host's shell start-up (the connection keeper hands them from one push to the next)."""
+        for process in shells:
+            if isinstance(process, _SSHProcess):
+                process._shell = self
+        self._ready.extend(shells)
+
+    def close_ready(self, *, keep: int = 0) -> list[RemoteProcess]:
+        """End the shells still waiting for a command (and those still starting), except the
+        ``keep`` last kept ones, which are returned for a later sync to ``adopt``."""
+        kept = self._ready[len(self._ready) - keep :] if keep else []
+        for process in self._ready[: len(self._ready) - len(kept)]:
             process.abort()
         self._ready.clear()
         for starting in self._starting:
             starting.add_done_callback(_abort_started)
             starting.cancel()
         self._starting.clear()
+        return kept
 
     async def run(
         self, script: str, *, doing: str, input: bytes | None = None

@@ -8,7 +8,6 @@ the error's exit code; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import sys
 import traceback
@@ -116,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def open_app(args: argparse.Namespace) -> int:
+    import asyncio
+
     from transfer.hosts import LOCAL, HostStore
     from tui.app import GputuiApp
     from tui.cli.headless import run_headless

@@ -7,7 +7,6 @@ do costs little more than the connection and one listing of each side.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import posixpath
 import sys
@@ -72,102 +71,84 @@ def _add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from transfer.hosts import HostStore
-    from transfer.sync.engine import SyncRequest
-
-    host = HostStore().get(args.host_name)
-    remote = args.remote if args.remote is not None else host.workdir.rstrip("/") + "/"
-    request = SyncRequest(
-        "push", args.local, remote, delete=args.delete, dry_run=args.dry_run,
-        verify=args.verify, excludes=tuple(args.exclude), bwlimit=args.bwlimit,
-    )
-    return _run(host, request, args.json)
+    fields = _fields(args, "push", os.path.abspath(os.path.expanduser(args.local)), args.remote)
+    return _run(args.host_name, fields, args.json)
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    from transfer.hosts import HostStore
-    from transfer.sync.engine import SyncRequest
-
-    host = HostStore().get(args.host_name)
     local = args.local
     if local is None:
-        name = posixpath.basename(args.remote.rstrip("/")) or host.name
+        name = posixpath.basename(args.remote.rstrip("/")) or args.host_name
         local = os.path.join(os.getcwd(), "~" if name == "~" else name)
-    request = SyncRequest(
-        "pull", local, args.remote, delete=args.delete, dry_run=args.dry_run,
-        verify=args.verify, excludes=tuple(args.exclude), bwlimit=args.bwlimit,
-    )
-    return _run(host, request, args.json)
+    fields = _fields(args, "pull", os.path.abspath(os.path.expanduser(local)), args.remote)
+    return _run(args.host_name, fields, args.json)
 
 
-def _run(host: Any, request: SyncRequest, as_json: bool) -> int:
-    view = _ProgressView(enabled=not as_json and not request.dry_run and sys.stderr.isatty())
+def _fields(args: argparse.Namespace, direction: str, local: str, remote: str | None) -> (
+    dict[str, Any]
+):
+    """The request as plain values (``transfer.sync.engine.REQUEST_FIELDS``); paths here are
+    absolute, as the keeper does not share this command's folder."""
+    return {
+        "direction": direction, "local": local, "remote": remote, "delete": args.delete,
+        "dry_run": args.dry_run, "verify": args.verify, "excludes": list(args.exclude),
+        "bwlimit": args.bwlimit,
+    }
+
+
+def _run(host_name: str, fields: dict[str, Any], as_json: bool) -> int:
+    """Through the connection keeper when one can be used, else in this process."""
+    from transfer.keeper import client
+    from transfer.keeper.address import KeeperUnavailable
+
+    dry_run = bool(fields["dry_run"])
+    view = _ProgressView(enabled=not as_json and not dry_run and sys.stderr.isatty())
     try:
-        result = asyncio.run(_sync(host, request, view.on_event))
+        try:
+            data = client.sync(host_name, fields, view.on_json_event)
+        except KeeperUnavailable:
+            data = None
+        if data is None:
+            result = _run_here(host_name, fields, view.on_event)
+            data = result.to_json()
     except KeyboardInterrupt:
         view.stop()
         raise GputuiError(
-            f"{request.direction} interrupted; run the same command again to resume"
+            f"{fields['direction']} interrupted; run the same command again to resume"
         ) from None
     finally:
         view.stop()
     if as_json:
         import json
 
-        sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
-        _print_result(result)
-    return 0 if result.ok else 1
+        from transfer.sync.events import SyncResult
+
+        _print_result(SyncResult.from_json(data))
+    return 0 if data["ok"] else 1
+
+
+def _run_here(host_name: str, fields: dict[str, Any], on_event: Any) -> SyncResult:
+    """The sync in this process, on a connection of its own."""
+    import asyncio
+
+    from transfer.hosts import HostStore
+    from transfer.sync.engine import request_from_fields
+
+    host = HostStore().get(host_name)
+    return asyncio.run(_sync(host, request_from_fields(fields, host), on_event))
 
 
 async def _sync(host: Any, request: SyncRequest, on_event: Any) -> SyncResult:
-    _import_asyncssh_quickly()
+    from transfer.asyncssh_import import import_asyncssh
+
+    import_asyncssh()
     from transfer.connect import open_link
     from transfer.sync.engine import Sync
 
     async with open_link(host) as link:
         return await Sync(link, request, on_event).run()
-
-
-def _import_asyncssh_quickly() -> None:
-    """Import asyncssh without the ``ctypes.util.find_library`` calls it makes for liboqs and
-    nettle, which run ``ldconfig`` and ``gcc`` (tens of ms of every push and pull); the library
-    folders are looked at directly instead, so installed libraries are still found."""
-    if "asyncssh" in sys.modules:
-        return
-    import ctypes.util
-
-    original = ctypes.util.find_library
-
-    def find(name: str) -> str | None:
-        return _find_library(name) if name in _ASYNCSSH_LIBRARIES else original(name)
-
-    ctypes.util.find_library = find
-    try:
-        import asyncssh  # noqa: F401
-    finally:
-        ctypes.util.find_library = original
-
-
-_ASYNCSSH_LIBRARIES = frozenset({"oqs", "liboqs", "nettle", "libnettle", "libnettle-6"})
-
-
-def _find_library(name: str) -> str | None:
-    import glob
-
-    folders = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
-    for conf in sorted(glob.glob("/etc/ld.so.conf.d/*.conf")):
-        try:
-            with open(conf) as f:
-                folders += [line.strip() for line in f if line.strip().startswith("/")]
-        except OSError:
-            continue
-    folders += ["/usr/local/lib", "/usr/local/lib64", "/usr/lib", "/usr/lib64", "/lib", "/lib64"]
-    for folder in folders:
-        found = sorted(glob.glob(os.path.join(folder, f"lib{name.removeprefix('lib')}.so*")))
-        if found:
-            return found[0]
-    return None
 
 
 class _ProgressView:
@@ -196,6 +177,11 @@ class _ProgressView:
         self._progress.start()
         self._total = self._progress.add_task("total", total=1, amount="", speed="", eta="")
         self._file = self._progress.add_task("", total=1, amount="", speed="", eta="")
+
+    def on_json_event(self, data: dict[str, Any]) -> None:
+        from transfer.sync.events import event_from_json
+
+        self.on_event(event_from_json(data))
 
     def on_event(self, event: SyncEvent) -> None:
         from transfer.sync.events import FileProblem, Progress, Retrying

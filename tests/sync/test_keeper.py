@@ -1,0 +1,151 @@
+"""The connection keeper behind ``gputui push``/``pull``: one SSH connection and a waiting
+shell kept between commands, on a real sshd."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sshd import SshServer
+from sync_helpers import saved_profile
+
+from transfer.hosts import HostProfile, HostStore
+from tui.cli import main
+
+
+def _logins(server: SshServer) -> int:
+    return server.log_path.read_text(errors="replace").count("Accepted publickey")
+
+
+def _run_dir() -> Path:
+    return Path(os.environ["GPUTUI_RUN_DIR"])
+
+
+@pytest.fixture
+def saved_box(fresh_sshd: SshServer, tmp_path: Path) -> HostProfile:
+    return saved_profile(fresh_sshd, tmp_path / "workdir")
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    (project / "train.py").write_text("print('v1')\n")
+    return project
+
+
+def test_pushes_share_one_connection_and_see_every_change(
+    saved_box: HostProfile, fresh_sshd: SshServer, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = _project(tmp_path)
+    assert main(["push", "box", str(project)]) == 0
+    assert main(["push", "box", str(project)]) == 0
+    (project / "train.py").write_text("print('v2: longer')\n")
+    assert main(["push", "box", str(project)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("pushed 0 files") and out[2].startswith("pushed 1 files")
+    assert (tmp_path / "workdir" / "train.py").read_text() == "print('v2: longer')\n"
+    assert _logins(fresh_sshd) == 1
+    assert len(list(_run_dir().glob("keeper-*.sock"))) == 1
+
+
+def test_an_edited_profile_or_a_dropped_connection_gets_a_new_connection(
+    saved_box: HostProfile, fresh_sshd: SshServer, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    assert main(["push", "box", str(project)]) == 0
+    HostStore().upsert(saved_box.model_copy(update={"workdir": str(tmp_path / "elsewhere")}))
+    assert main(["push", "box", str(project)]) == 0
+    assert (tmp_path / "elsewhere" / "train.py").exists()
+    assert _logins(fresh_sshd) == 2
+
+    fresh_sshd.kill_connections()
+    (project / "train.py").write_text("print('after the drop')\n")
+    assert main(["push", "box", str(project)]) == 0
+    assert (tmp_path / "elsewhere" / "train.py").read_text() == "print('after the drop')\n"
+    assert _logins(fresh_sshd) == 3
+
+
+def test_an_unknown_host_key_is_refused_through_the_keeper(
+    fresh_sshd: SshServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    HostStore().upsert(fresh_sshd.profile("box", workdir=str(tmp_path / "workdir")))
+    assert main(["push", "box", str(_project(tmp_path))]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("gputui: unknown host key for box") and err.count("\n") == 1
+    assert not (tmp_path / "workdir").exists()
+    fresh_sshd.trust()
+    assert main(["push", "box", str(_project(tmp_path))]) == 0
+
+
+def test_a_killed_command_stops_its_transfer_and_a_rerun_completes_it(
+    saved_box: HostProfile, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    payload = os.urandom(24 << 20)
+    (data / "shard.bin").write_bytes(payload)
+    slow = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "push", "box", str(data), "--bwlimit", "4M"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    dest = tmp_path / "workdir"
+    deadline = time.monotonic() + 30
+    while not any(p.stat().st_size > 1 << 20 for p in dest.rglob("*.part")):
+        assert time.monotonic() < deadline and slow.poll() is None, "the push never started"
+        time.sleep(0.02)
+    slow.kill()
+    slow.wait()
+    assert main(["push", "box", str(data)]) == 0
+    assert (dest / "shard.bin").read_bytes() == payload
+    assert not list(dest.rglob("*.part"))
+    assert "pushed 1 files" in capsys.readouterr().out
+
+
+def test_the_keeper_ends_when_idle(
+    saved_box: HostProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GPUTUI_KEEP_S", "1")
+    assert main(["push", "box", str(_project(tmp_path))]) == 0
+    log = next(_run_dir().glob("keeper-*.log")).read_text()
+    pid = int(re.search(r"keeper (\d+) on", log).group(1))  # type: ignore[union-attr]
+    deadline = time.monotonic() + 15
+    while _alive(pid) or list(_run_dir().glob("*.sock")):
+        assert time.monotonic() < deadline, "the keeper outlived its idle time"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_without_a_keeper_the_command_does_the_work_itself(
+    saved_box: HostProfile, fresh_sshd: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GPUTUI_KEEP_S", "0")
+    project = _project(tmp_path)
+    assert main(["push", "box", str(project)]) == 0
+    assert main(["push", "box", str(project)]) == 0
+    assert _logins(fresh_sshd) == 2
+    assert not _run_dir().exists() or not list(_run_dir().iterdir())
+
+
+def test_a_run_folder_others_can_enter_is_not_used(
+    saved_box: HostProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared-run"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    monkeypatch.setenv("GPUTUI_RUN_DIR", str(shared))
+    assert main(["push", "box", str(_project(tmp_path))]) == 0
+    assert (tmp_path / "workdir" / "train.py").exists()
+    assert list(shared.iterdir()) == []
