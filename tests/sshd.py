@@ -163,7 +163,13 @@ class SshServer:
         raise RuntimeError(f"sshd did not start; log:\n{self._log_tail()}")
 
     def stop(self) -> None:
-        """Stop the listener and every connection it served."""
+        """Stop the listener and every connection it served.
+
+        The commands still running get SIGTERM first, and a moment to exit: a login shell
+        killed outright half-way through start-up files that take a lock (``pyenv rehash``)
+        would leave that lock behind, and every later shell would wait for it.
+        """
+        self._end_commands()
         self.kill_connections()
         if self._process is not None:
             if self._process.poll() is None:
@@ -202,6 +208,19 @@ class SshServer:
             time.sleep(0.01)
 
     # -- internals -------------------------------------------------------------------------
+    def _end_commands(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        try:
+            children = psutil.Process(self._process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        commands = [c for c in children if not is_sshd(c)]
+        for command in commands:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                command.send_signal(signal.SIGTERM)
+        psutil.wait_procs(commands, timeout=3)
+
     def _write_config(self) -> None:
         path_value = f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
         self.config_path.write_text(
@@ -275,6 +294,15 @@ def _alive(process: psutil.Process) -> bool:
     try:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
+        return False
+
+
+def is_sshd(process: psutil.Process) -> bool:
+    """An sshd process (listener, or one serving a connection), not a command it started."""
+    try:
+        command = process.cmdline()
+        return process.name() == "sshd" or (bool(command) and command[0].startswith("sshd"))
+    except psutil.Error:
         return False
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-from sshd import SshServer
+from sshd import SshServer, is_sshd
 
 from transfer.connect import open_link
 from transfer.hosts import HostProfile, HostStore
@@ -121,20 +121,26 @@ def drop_connections(server: SshServer) -> None:
         children = psutil.Process(server.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return
-    serving = [c for c in children if _is_sshd(c)]
+    serving = [c for c in children if is_sshd(c)]
     for child in serving:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.send_signal(signal.SIGKILL)
     psutil.wait_procs(serving, timeout=5)
 
 
-def _is_sshd(process: psutil.Process) -> bool:
-    try:
-        return process.name() == "sshd" or process.cmdline()[:1] == ["sshd"] or (
-            bool(process.cmdline()) and process.cmdline()[0].startswith("sshd:")
-        )
-    except psutil.Error:
-        return False
+def assert_nothing_partial(source: Path, remote: Path) -> None:
+    """Every regular file at a final name on the destination is the whole source file."""
+    if not remote.exists():
+        return
+    for folder, _, files in os.walk(remote):
+        for name in files:
+            path = Path(folder, name)
+            rel = path.relative_to(remote)
+            if any(part.startswith(".") and part.endswith(".part") for part in rel.parts):
+                continue  # a .part file, or a tar batch's staging folder
+            if path.is_symlink():
+                continue
+            assert path.read_bytes() == (source / rel).read_bytes(), f"partial {rel}"
 
 
 def saved_profile(server: SshServer, workdir: Path, name: str = "box") -> HostProfile:

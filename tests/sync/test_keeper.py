@@ -4,6 +4,7 @@ shell kept between commands, on a real sshd."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 import sys
@@ -12,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from sshd import SshServer
-from sync_helpers import saved_profile
+from sync_helpers import (
+    SMALL_LIMIT,
+    assert_nothing_partial,
+    drop_connections,
+    leftovers,
+    saved_profile,
+    snapshot,
+)
 
 from transfer.hosts import HostProfile, HostStore
 from tui.cli import main
@@ -64,7 +72,7 @@ def test_an_edited_profile_or_a_dropped_connection_gets_a_new_connection(
     assert (tmp_path / "elsewhere" / "train.py").exists()
     assert _logins(fresh_sshd) == 2
 
-    fresh_sshd.kill_connections()
+    drop_connections(fresh_sshd)
     (project / "train.py").write_text("print('after the drop')\n")
     assert main(["push", "box", str(project)]) == 0
     assert (tmp_path / "elsewhere" / "train.py").read_text() == "print('after the drop')\n"
@@ -105,6 +113,36 @@ def test_a_killed_command_stops_its_transfer_and_a_rerun_completes_it(
     assert (dest / "shard.bin").read_bytes() == payload
     assert not list(dest.rglob("*.part"))
     assert "pushed 1 files" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", [5, 17])
+def test_commands_killed_at_random_points_end_identical(
+    saved_box: HostProfile, tmp_path: Path, seed: int
+) -> None:
+    """Big files streaming and a tar batch, the command killed at random moments (before its
+    request, mid-scan, mid-stream): no final name ever holds a partial file, and the run after
+    the last kill ends byte-identical."""
+    rng = random.Random(seed)
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    for index in range(3):
+        (source / f"big{index}.bin").write_bytes(rng.randbytes((2 << 20) + index * 4099))
+    for index in range(40):
+        (source / "sub" / f"s{index}").write_bytes(rng.randbytes(rng.randrange(SMALL_LIMIT)))
+    dest = tmp_path / "workdir" / "mirror"
+    for _ in range(4):
+        command = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", "push", "box", str(source), "mirror",
+             "--bwlimit", "4M"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.05, 1.2))
+        command.kill()
+        command.wait()
+        assert_nothing_partial(source, dest)
+    assert main(["push", "box", str(source), "mirror"]) == 0
+    assert snapshot(dest) == snapshot(source)
+    assert leftovers(dest) == []
 
 
 def test_the_keeper_ends_when_idle(

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from sshd import SshServer
-from sync_helpers import SMALL_LIMIT, drop_connections, leftovers, snapshot, sync
+from sync_helpers import (
+    SMALL_LIMIT,
+    assert_nothing_partial,
+    drop_connections,
+    leftovers,
+    snapshot,
+    sync,
+)
 
 from transfer.hosts import HostProfile
 from transfer.sync.errors import TransferInterrupted
@@ -163,21 +170,6 @@ class TimedKiller:
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
         self._timer.join()
-
-
-def assert_nothing_partial(source: Path, remote: Path) -> None:
-    """Every regular file at a final name on the destination is the whole source file."""
-    if not remote.exists():
-        return
-    for folder, _, files in os.walk(remote):
-        for name in files:
-            path = Path(folder, name)
-            rel = path.relative_to(remote)
-            if name.startswith(".") and name.endswith(".part"):
-                continue
-            if path.is_symlink():
-                continue
-            assert path.read_bytes() == (source / rel).read_bytes(), f"partial {rel}"
 
 
 @pytest.mark.parametrize("seed", [7, 11, 23])

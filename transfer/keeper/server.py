@@ -135,6 +135,7 @@ class Keeper:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await work
             kept.shells = sync.kept_shells
+            sync.shell.close_ready()  # the shells handed over, if the sync never started
         if work.cancelled():
             return None
         return work.result().to_json()
