@@ -194,12 +194,7 @@ class SshServer:
 
     def kill_connections(self) -> None:
         """Kill every per-connection sshd (and its sessions), keeping the listener."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        try:
-            children = psutil.Process(self._process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return
+        children = self._descendants()
         for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.send_signal(signal.SIGKILL)
@@ -208,14 +203,17 @@ class SshServer:
             time.sleep(0.01)
 
     # -- internals -------------------------------------------------------------------------
-    def _end_commands(self) -> None:
+    def _descendants(self) -> list[psutil.Process]:
+        """The processes under the listener: per-connection sshds and the commands they run."""
         if self._process is None or self._process.poll() is not None:
-            return
+            return []
         try:
-            children = psutil.Process(self._process.pid).children(recursive=True)
+            return psutil.Process(self._process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
-            return
-        commands = [c for c in children if not is_sshd(c)]
+            return []
+
+    def _end_commands(self) -> None:
+        commands = [c for c in self._descendants() if not is_sshd(c)]
         for command in commands:
             with contextlib.suppress(psutil.NoSuchProcess):
                 command.send_signal(signal.SIGTERM)

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ from transfer.sync.scan import (
     remote_scan_command,
     scan_local,
 )
-from transfer.sync.tarstream import END, member, padding
+from transfer.sync.tarstream import END, QueueReader, member, padding
 from transfer.sync.verify import parse_files_hashes
 
 
@@ -240,3 +242,23 @@ def test_local_scan_skips_excluded_folders_without_entering(tmp_path: Path) -> N
     assert not any(rel.startswith("a b") for rel in manifest.entries)
     assert "with space.txt" in manifest.entries
     assert snapshot(tmp_path / "t")  # the tree itself is untouched
+
+
+def test_an_abandoned_stream_frees_both_sides() -> None:
+    """After ``abandon`` a reader waiting for data and a feeder waiting for room both return,
+    so a cancelled pull never leaves a worker thread blocked (the event loop's close waits for
+    its threads)."""
+    waiting_reader = QueueReader(maxsize=1)
+    reading = threading.Thread(target=waiting_reader.read, args=(10,))
+    full = QueueReader(maxsize=1)
+    full.feed(b"x")
+    feeding = threading.Thread(target=full.feed, args=(b"more",))
+    reading.start()
+    feeding.start()
+    time.sleep(0.3)
+    assert reading.is_alive() and feeding.is_alive()
+    waiting_reader.abandon()
+    full.abandon()
+    reading.join(timeout=2)
+    feeding.join(timeout=2)
+    assert not reading.is_alive() and not feeding.is_alive()

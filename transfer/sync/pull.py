@@ -175,7 +175,6 @@ class PullExecutor:
             b"./" + os.fsencode(ctx.source_rel(rel)) + b"\0" for rel, _ in items
         )
         failed = True
-        ended = False
         try:
             feeding = asyncio.ensure_future(_feed_names(process, names))
             while True:
@@ -183,12 +182,11 @@ class PullExecutor:
                 if not data:
                     break
                 await ctx.throttle(len(data))
-                await asyncio.to_thread(reader.chunks.put, data)
+                await asyncio.to_thread(reader.feed, data)
                 ctx.progress.advance(token, len(data))
             await feeding
             status, stderr = await process.finish()
-            ended = True
-            await asyncio.to_thread(reader.chunks.put, None)
+            await asyncio.to_thread(reader.feed, None)
             unpacked = await asyncio.gather(unpacking, return_exceptions=True)
             if isinstance(unpacked[0], BaseException):
                 raise unpacked[0]
@@ -197,8 +195,7 @@ class PullExecutor:
             ctx.progress.drop_file(token)
             if failed:
                 process.abort()
-                if not ended:
-                    await asyncio.to_thread(reader.chunks.put, None)
+                reader.abandon()
                 await asyncio.gather(unpacking, return_exceptions=True)
                 await asyncio.to_thread(_discard, state.landed)
         changed_names = {

@@ -299,7 +299,7 @@ class PushExecutor:
             await process.write_eof()
             status, stderr = await process.finish()
         except BaseException:
-            process.abort()
+            await process.retire()
             raise
         finally:
             ctx.progress.drop_file(token)
@@ -365,9 +365,13 @@ class PushExecutor:
         changed, the command sees a short file and stores nothing."""
         ctx = self.ctx
         dirs = _ancestors_in([rel], self._new_dirs)
+        # A fresh start removes the old ``.part`` rather than truncating it: a writer of an
+        # interrupted run that is still draining its input on the host then writes into the
+        # removed file, never into this one (a truncated file shared with it could get holes).
+        remove = [p for p in stale if p != part] + ([part] if offset == 0 else [])
         script = (
             self._enter
-            + (f"rm -f -- {' '.join(dot(p) for p in stale if p != part)}; " if stale else "")
+            + (f"rm -f -- {' '.join(dot(p) for p in remove)}; " if remove else "")
             + (f"{_make_dirs(sorted(dirs), self._new_dirs)} && " if dirs else "")
             + f"cat {'>>' if offset else '>'} {dot(part)} && "
             + f'[ "$(wc -c < {dot(part)})" -eq {entry.size} ] && '
@@ -385,7 +389,7 @@ class PushExecutor:
             await process.write_eof()
             status, stderr = await process.finish()
         except BaseException:
-            process.abort()
+            await process.retire()
             raise
         finally:
             ctx.progress.drop_file(token)

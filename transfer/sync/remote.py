@@ -20,6 +20,7 @@ from transfer.link import Link, exit_status_for_signal
 
 STDERR_LIMIT = 64 * 1024
 STDERR_WAIT_S = 5.0
+RETIRE_WAIT_S = 10.0
 # What we accept per channel: bandwidth x RTT in flight, and packets as large as OpenSSH sends
 # (256 KiB minus headroom) so a pull costs fewer packets to decrypt and dispatch. asyncssh
 # re-opens a channel's window for all that arrived as soon as it hands any data on, so a reader
@@ -51,6 +52,20 @@ class RemoteProcess(abc.ABC):
     @abc.abstractmethod
     def abort(self) -> None:
         """Stop the command now (close its channel or kill it); no waiting."""
+
+    async def retire(self, timeout: float = RETIRE_WAIT_S) -> None:
+        """End the command's input and wait (bounded) for it to exit, then close it.
+
+        For a command that writes files on the host: one whose channel is only closed can go
+        on draining its input there while a re-run already writes the same ``.part``. Waiting
+        for its exit means an interrupted push is over on the host too before anything else
+        starts (its short ``.part`` is kept, its batch folder removed).
+        """
+        with contextlib.suppress(Exception):
+            await self.write_eof()
+            async with asyncio.timeout(timeout):
+                await self.finish()
+        self.abort()
 
     _stderr: bytearray
     _doing: str

@@ -9,6 +9,7 @@ over 100 bytes; names are raw bytes, so newlines, unicode and leading dashes pas
 from __future__ import annotations
 
 import queue
+import threading
 from typing import Any
 
 BLOCK = 512
@@ -81,13 +82,16 @@ def padding(size: int) -> bytes:
 
 
 END = bytes(2 * BLOCK)
+POLL_S = 0.1  # how often a blocked side looks whether the other gave up
 
 
 class QueueReader:
     """A blocking file object fed by chunks from the event loop (``None`` ends it).
 
     ``tarfile`` reads from it in a worker thread while the loop keeps receiving; the bounded
-    queue makes the channel's flow control hold the sender back when the disk is slow.
+    queue makes the channel's flow control hold the sender back when the disk is slow. When
+    the feeding side gives up (an error, a cancel) it calls ``abandon``: neither side then
+    waits on the other any more, so no worker thread is left blocked.
     """
 
     def __init__(self, maxsize: int = 16) -> None:
@@ -95,6 +99,27 @@ class QueueReader:
         self._chunk = b""
         self._at = 0
         self._ended = False
+        self._abandoned = threading.Event()
+
+    def feed(self, chunk: bytes | None) -> None:
+        """Queue a chunk, or the end (``None``); blocks while the queue is full (worker thread)."""
+        while not self._abandoned.is_set():
+            try:
+                self.chunks.put(chunk, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+
+    def _next(self) -> bytes | None:
+        while True:
+            try:
+                return self.chunks.get(timeout=POLL_S)
+            except queue.Empty:
+                if self._abandoned.is_set():
+                    return None
 
     def read(self, size: int = -1) -> bytes:
         parts: list[bytes] = []
@@ -103,7 +128,7 @@ class QueueReader:
             if self._at >= len(self._chunk):
                 if self._ended:
                     break
-                chunk = self.chunks.get()
+                chunk = self._next()
                 if chunk is None:
                     self._ended = True
                     break
@@ -118,7 +143,7 @@ class QueueReader:
     def drain(self) -> None:
         """Swallow what is left so the feeding side never blocks (after an error here)."""
         while not self._ended:
-            if self.chunks.get() is None:
+            if self._next() is None:
                 self._ended = True
 
     def __getattr__(self, name: str) -> Any:
