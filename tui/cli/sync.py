@@ -1,7 +1,9 @@
 """``gputui push`` and ``gputui pull``: resumable, verified copies between here and a host.
 
-The heavy imports (asyncssh, rich's progress) wait until a verb runs, so a push with nothing to
-do costs little more than the connection and one listing of each side.
+The work runs in the connection keeper (``transfer.keeper``), which keeps the SSH connection and
+a shell on the host between commands; this module then imports only the standard library and
+the keeper's client. With ``GPUTUI_KEEP_S=0``, or when no keeper can start, the command does the
+work itself, and the heavy imports (asyncssh, the engine, rich's progress) wait until then.
 """
 
 from __future__ import annotations
