@@ -57,7 +57,15 @@ def _rate(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+KEEPER_NOTE = (
+    "The first push or pull starts a background connection keeper that keeps the SSH "
+    "connection and a shell on the host for the next commands; it ends after GPUTUI_KEEP_S "
+    "seconds (default 300) with nothing to do, and GPUTUI_KEEP_S=0 turns it off."
+)
+
+
 def _add_flags(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = KEEPER_NOTE
     parser.add_argument("--dry-run", "-n", action="store_true",
                         help="show what would be sent, skipped and deleted; change nothing")
     parser.add_argument("--verify", action="store_true",
