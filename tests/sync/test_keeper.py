@@ -187,3 +187,18 @@ def test_a_run_folder_others_can_enter_is_not_used(
     assert main(["push", "box", str(_project(tmp_path))]) == 0
     assert (tmp_path / "workdir" / "train.py").exists()
     assert list(shared.iterdir()) == []
+
+
+def test_a_transfer_folder_where_the_command_runs_does_not_shadow_the_keeper(
+    saved_box: HostProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person's project may well have a package called ``transfer``."""
+    project = _project(tmp_path)
+    (project / "transfer").mkdir()
+    (project / "transfer" / "__init__.py").write_text("raise ImportError('not gputui')\n")
+    (project / "transfer" / "keeper.py").write_text("raise SystemExit(9)\n")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("GPUTUI_HOME", os.path.relpath(os.environ["GPUTUI_HOME"], project))
+    assert main(["push", "box"]) == 0
+    assert (tmp_path / "workdir" / "transfer" / "keeper.py").exists()
+    assert list(_run_dir().glob("keeper-*.sock"))

@@ -20,6 +20,7 @@ from transfer.errors import GputuiError
 from transfer.keeper.address import KeeperUnavailable, idle_seconds, socket_path
 
 START_TIMEOUT_S = 20.0
+PATH_SETTINGS = ("GPUTUI_HOME", "GPUTUI_SSH_DIR", "GPUTUI_RUN_DIR", "GPUTUI_LOCAL_WORKDIR")
 
 
 class KeeperLost(GputuiError):
@@ -99,15 +100,22 @@ def _connect(path: Path) -> socket.socket:
 
 
 def _spawn(path: Path) -> Any:
+    """``python -m transfer.keeper``, run from the folder that holds this ``transfer`` package:
+    a ``transfer`` folder in the person's current folder must not stand in for it. Path
+    settings are made absolute for the same reason."""
     import subprocess
 
+    env = os.environ.copy()
+    for name in PATH_SETTINGS:
+        if env.get(name):
+            env[name] = os.path.abspath(env[name])
     log_fd = os.open(_log_of(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(log_fd, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "transfer.keeper", "--socket", str(path),
              "--idle", str(idle_seconds())],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            close_fds=True, env=os.environ.copy(),
+            close_fds=True, env=env, cwd=Path(__file__).resolve().parents[2],
         )
 
 
