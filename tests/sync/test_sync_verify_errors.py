@@ -204,3 +204,19 @@ async def test_unreachable_host(tmp_path: Path) -> None:
     host = HostProfile(name="gone", hostname="127.0.0.1", port=free_port(), user="nobody")
     with pytest.raises(HostUnreachable, match="cannot reach gone"):
         await sync(host, "push", tmp_path, "x")
+
+
+async def test_permission_denied_mid_stream_is_still_named(
+    box: HostProfile, tmp_path: Path
+) -> None:
+    """A file much bigger than what a channel takes in flight: the refused command has ended
+    long before the last write, and the error still says what the host said, not a broken
+    pipe."""
+    source, remote = tmp_path / "src", tmp_path / "remote"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(48 << 20))
+    remote.mkdir()
+    with refusing(remote), pytest.raises(PermissionDeniedError) as caught:
+        await sync(box, "push", source, remote)
+    assert str(caught.value).startswith(f"permission denied on box:{remote}")
+    assert list(remote.iterdir()) == []

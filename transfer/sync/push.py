@@ -17,6 +17,7 @@ import os
 import secrets
 import shlex
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from transfer.errors import GputuiError
@@ -280,23 +281,24 @@ class PushExecutor:
         token = ctx.progress.start_file(f"{len(items)} files", size)
         process = await ctx.shell.start(script, doing="sending a batch of files")
         try:
-            chunk_size = ctx.chunk_size()
-            pending = asyncio.ensure_future(asyncio.to_thread(producer.next_chunk, chunk_size))
-            while True:
-                produced = await pending
-                if produced is None:
-                    break
-                data, files, content, name = produced
-                pending = asyncio.ensure_future(
-                    asyncio.to_thread(producer.next_chunk, chunk_size)
-                )
-                await ctx.throttle(len(data))
-                await process.write(data)
-                if name:
-                    ctx.progress.rename_file(token, name)
-                ctx.progress.files_done += files
-                ctx.progress.advance(token, content)
-            await process.write_eof()
+            with _until_the_command_stops_reading():
+                chunk_size = ctx.chunk_size()
+                pending = asyncio.ensure_future(asyncio.to_thread(producer.next_chunk, chunk_size))
+                while True:
+                    produced = await pending
+                    if produced is None:
+                        break
+                    data, files, content, name = produced
+                    pending = asyncio.ensure_future(
+                        asyncio.to_thread(producer.next_chunk, chunk_size)
+                    )
+                    await ctx.throttle(len(data))
+                    await process.write(data)
+                    if name:
+                        ctx.progress.rename_file(token, name)
+                    ctx.progress.files_done += files
+                    ctx.progress.advance(token, content)
+                await process.write_eof()
             status, stderr = await process.finish()
         except BaseException:
             await process.retire()
@@ -385,8 +387,9 @@ class PushExecutor:
         try:
             fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             before = await asyncio.to_thread(os.fstat, fd)
-            await self._pump(process, fd, offset, entry, before, token)
-            await process.write_eof()
+            with _until_the_command_stops_reading():
+                await self._pump(process, fd, offset, entry, before, token)
+                await process.write_eof()
             status, stderr = await process.finish()
         except BaseException:
             await process.retire()
@@ -443,6 +446,14 @@ class PushExecutor:
                 reading.cancel()
                 with contextlib.suppress(BaseException):
                     await reading
+
+
+@contextlib.contextmanager
+def _until_the_command_stops_reading() -> Iterator[None]:
+    """Feed a command until it stops reading: when it ends early (no permission, no space),
+    its exit status and stderr, read next, say why, which a broken pipe does not."""
+    with contextlib.suppress(BrokenPipeError):
+        yield
 
 
 def _split(
