@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -202,3 +203,30 @@ def test_a_transfer_folder_where_the_command_runs_does_not_shadow_the_keeper(
     assert main(["push", "box"]) == 0
     assert (tmp_path / "workdir" / "transfer" / "keeper.py").exists()
     assert list(_run_dir().glob("keeper-*.sock"))
+
+
+def test_a_command_killed_while_connecting_does_not_hold_up_the_next(
+    saved_box: HostProfile, tmp_path: Path
+) -> None:
+    """The host takes the TCP connection and never answers; the command is killed. The same
+    push, the profile fixed, goes through at once instead of waiting out the first one's
+    login timeout."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    silent.settimeout(20)
+    HostStore().upsert(saved_box.model_copy(update={"port": silent.getsockname()[1]}))
+    project = _project(tmp_path)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "push", "box", str(project)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    held, _ = silent.accept()
+    command.kill()
+    command.wait()
+    HostStore().upsert(saved_box)
+    started = time.monotonic()
+    assert main(["push", "box", str(project)]) == 0
+    assert time.monotonic() - started < 10
+    held.close()
+    silent.close()

@@ -26,7 +26,7 @@ from transfer.errors import GputuiError
 from transfer.hosts import HostProfile, HostStore
 from transfer.link import Link
 from transfer.sync.engine import Sync, SyncRequest, request_from_fields
-from transfer.sync.events import SyncEvent, event_to_json
+from transfer.sync.events import SyncEvent, SyncResult, event_to_json
 from transfer.sync.remote import RemoteProcess
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,9 @@ class Keeper:
         self, profile: HostProfile, request: SyncRequest, on_event: Any,
         reader: asyncio.StreamReader,
     ) -> dict[str, Any] | None:
-        """The sync's result; None when the client went away first (the sync is stopped)."""
-        kept = await self._link_for(profile)
-        shells, kept.shells = kept.shells, []
-        sync = Sync(kept.link, request, on_event, shells=shells, keep_shell=True)
-        work = asyncio.ensure_future(sync.run())
+        """The sync's result; None when the client went away first (connecting or syncing
+        is then stopped, so a re-run does not wait for a host that does not answer)."""
+        work = asyncio.ensure_future(self._sync_on_kept_link(profile, request, on_event))
         gone = asyncio.ensure_future(reader.read(1))
         try:
             await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -134,11 +132,21 @@ class Keeper:
                 work.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await work
-            kept.shells = sync.kept_shells
-            sync.shell.close_ready()  # the shells handed over, if the sync never started
         if work.cancelled():
             return None
         return work.result().to_json()
+
+    async def _sync_on_kept_link(
+        self, profile: HostProfile, request: SyncRequest, on_event: Any
+    ) -> SyncResult:
+        kept = await self._link_for(profile)
+        shells, kept.shells = kept.shells, []
+        sync = Sync(kept.link, request, on_event, shells=shells, keep_shell=True)
+        try:
+            return await sync.run()
+        finally:
+            kept.shells = sync.kept_shells
+            sync.shell.close_ready()  # the shells handed over, if the sync never started
 
     async def _link_for(self, profile: HostProfile) -> _Kept:
         """The kept connection to this host, or a new one when there is none, it dropped, or
