@@ -110,6 +110,11 @@ class Link(abc.ABC):
         """Make sure the link is usable now (an SSH link reconnects, with backoff)."""
         return None
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether the link is usable without reconnecting (always, for this machine)."""
+        return True
+
     async def __aenter__(self) -> Link:
         await self.connect()
         return self

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sshd import SshServer
 from sync_helpers import (
@@ -230,3 +231,31 @@ def test_a_command_killed_while_connecting_does_not_hold_up_the_next(
     assert time.monotonic() - started < 10
     held.close()
     silent.close()
+
+
+def test_a_bwlimit_push_ends_the_kept_shell_it_cannot_use(
+    saved_box: HostProfile, fresh_sshd: SshServer, tmp_path: Path
+) -> None:
+    """A push with nothing to send leaves its listing's shell waiting on the host for the
+    next command; a --bwlimit push cannot use it (its channel's window is too large for the
+    limit) and ends it instead of leaving it behind."""
+    project = _project(tmp_path)
+    assert main(["push", "box", str(project)]) == 0
+    assert main(["push", "box", str(project)]) == 0
+    assert _waiting_shells(fresh_sshd) == 1
+    (project / "train.py").write_text("print('v2')\n")
+    assert main(["push", "box", str(project), "--bwlimit", "1M"]) == 0
+    assert (tmp_path / "workdir" / "train.py").read_text() == "print('v2')\n"
+    deadline = time.monotonic() + 5
+    while _waiting_shells(fresh_sshd) != 0:
+        assert time.monotonic() < deadline, f"{_waiting_shells(fresh_sshd)} shells wait"
+        time.sleep(0.05)
+
+
+def _waiting_shells(server: SshServer) -> int:
+    """Shells on the host waiting for a next command (they run the ``gputui_next`` read)."""
+    assert server.pid is not None
+    return sum(
+        1 for p in psutil.Process(server.pid).children(recursive=True)
+        if p.name() == "sh" and "gputui_next" in " ".join(p.cmdline())
+    )

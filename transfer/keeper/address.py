@@ -16,6 +16,8 @@ import stat
 import sys
 from pathlib import Path
 
+from transfer.paths import gputui_home
+
 PROTOCOL = 1
 DEFAULT_IDLE_S = 300.0
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, fewer elsewhere
@@ -75,7 +77,7 @@ def keeper_name() -> str:
     settings = sorted((k, v) for k, v in env.items() if k.startswith("GPUTUI_"))
     identity = [
         PROTOCOL,
-        os.path.abspath(env.get("GPUTUI_HOME") or os.path.expanduser("~/.config/gputui")),
+        os.path.abspath(gputui_home()),
         settings,
         env.get("SSH_AUTH_SOCK", ""),
         env.get("HOME", ""),
@@ -92,3 +94,8 @@ def socket_path() -> Path:
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise KeeperUnavailable(f"socket path too long: {path}")
     return path
+
+
+def log_path(socket: Path) -> Path:
+    """Where the keeper of ``socket`` writes what it did (started, failed, ended)."""
+    return socket.with_suffix(".log")

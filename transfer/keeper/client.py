@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from transfer.errors import GputuiError
-from transfer.keeper.address import KeeperUnavailable, idle_seconds, socket_path
+from transfer.keeper.address import KeeperUnavailable, idle_seconds, log_path, socket_path
 
 START_TIMEOUT_S = 20.0
 PATH_SETTINGS = ("GPUTUI_HOME", "GPUTUI_SSH_DIR", "GPUTUI_RUN_DIR", "GPUTUI_LOCAL_WORKDIR")
@@ -53,7 +53,7 @@ def sync(host: str, request: dict[str, Any], on_event: Callable[[dict[str, Any]]
                 error = GputuiError(reply["error"])
                 error.exit_code = int(reply.get("exit_code", 1))
                 raise error
-    raise KeeperLost(f"the connection keeper ended unexpectedly (its log: {_log_of(path)}); "
+    raise KeeperLost(f"the connection keeper ended unexpectedly (its log: {log_path(path)}); "
                      "run the same command again to resume")
 
 
@@ -96,7 +96,7 @@ def _connect(path: Path) -> socket.socket:
         if process.poll() not in (None, 0):
             break
         time.sleep(0.005)
-    raise KeeperUnavailable(f"the connection keeper did not start (its log: {_log_of(path)})")
+    raise KeeperUnavailable(f"the connection keeper did not start (its log: {log_path(path)})")
 
 
 def _spawn(path: Path) -> Any:
@@ -109,7 +109,7 @@ def _spawn(path: Path) -> Any:
     for name in PATH_SETTINGS:
         if env.get(name):
             env[name] = os.path.abspath(env[name])
-    log_fd = os.open(_log_of(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    log_fd = os.open(log_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(log_fd, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "transfer.keeper", "--socket", str(path),
@@ -117,7 +117,3 @@ def _spawn(path: Path) -> Any:
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             close_fds=True, env=env, cwd=Path(__file__).resolve().parents[2],
         )
-
-
-def _log_of(path: Path) -> Path:
-    return path.with_suffix(".log")

@@ -24,6 +24,7 @@ from typing import Any
 from transfer.connect import open_link
 from transfer.errors import GputuiError
 from transfer.hosts import HostProfile, HostStore
+from transfer.keeper.address import log_path
 from transfer.link import Link
 from transfer.sync.engine import Sync, SyncRequest, request_from_fields
 from transfer.sync.events import SyncEvent, SyncResult, event_to_json
@@ -39,6 +40,12 @@ class _Kept:
     profile: HostProfile
     link: Link
     shells: list[RemoteProcess] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for shell in self.shells:
+            shell.abort()
+        with contextlib.suppress(Exception):
+            await self.link.close()
 
 
 class Keeper:
@@ -67,10 +74,7 @@ class Keeper:
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
             for kept in self._kept.values():
-                for shell in kept.shells:
-                    shell.abort()
-                with contextlib.suppress(Exception):
-                    await kept.link.close()
+                await kept.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._active += 1
@@ -114,7 +118,7 @@ class Keeper:
             log.error("a %s failed:\n%s", message.get("request", {}).get("direction"),
                       traceback.format_exc())
             send({"error": f"the connection keeper failed: {exc!r} (its log: "
-                  f"{self.socket_path.with_suffix('.log')})", "exit_code": 1})
+                  f"{log_path(self.socket_path)})", "exit_code": 1})
 
     async def _run(
         self, profile: HostProfile, request: SyncRequest, on_event: Any,
@@ -153,22 +157,15 @@ class Keeper:
         the profile changed since it was opened."""
         async with self._connecting.setdefault(profile.name, asyncio.Lock()):
             kept = self._kept.get(profile.name)
-            if kept is not None and kept.profile == profile and _usable(kept.link):
+            if kept is not None and kept.profile == profile and kept.link.is_connected:
                 return kept
             if kept is not None:
                 del self._kept[profile.name]
-                for shell in kept.shells:
-                    shell.abort()
-                with contextlib.suppress(Exception):
-                    await kept.link.close()
+                await kept.close()
             link = open_link(profile)
             await link.connect()
             kept = self._kept[profile.name] = _Kept(profile, link)
             return kept
-
-
-def _usable(link: Link) -> bool:
-    return bool(getattr(link, "is_connected", True))
 
 
 def run(socket_path: Path, idle_s: float) -> int:

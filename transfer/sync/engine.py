@@ -150,8 +150,10 @@ class Sync:
         self.shell = RemoteShell(link)
         if request.bwlimit:
             self.shell.receive_window = min(max(request.bwlimit // 8, 64 * 1024), RECEIVE_WINDOW)
-        elif shells:
-            self.shell.adopt(shells)  # their receive window is the default one
+            for shell in shells or []:  # their channels have the default window: too much here
+                shell.abort()
+        else:
+            self.shell.adopt(shells or [])
         self._keep_shell = keep_shell
         self.kept_shells: list[RemoteProcess] = []
         self._verified = 0

@@ -71,9 +71,6 @@ class RemoteProcess(abc.ABC):
     _doing: str
     _stderr_grew: asyncio.Event
 
-    def stderr_so_far(self) -> bytes:
-        return bytes(self._stderr)
-
     def _add_stderr(self, chunk: bytes) -> None:
         self._stderr += chunk
         del self._stderr[:-STDERR_LIMIT]
