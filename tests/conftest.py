@@ -14,6 +14,7 @@ from pathlib import Path
 
 import netguard
 import pytest
+from hostile import other_user  # noqa: F401  (a fixture for every test folder)
 from sshd import SshServer, generate_key
 
 from transfer.keeper import client as keeper_client
