@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import pwd
 import shlex
 import subprocess
+import sys
+import threading
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +88,51 @@ def shows_raw_control(text: str) -> bool:
     return any(
         (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in text
     )
+
+
+def on_terminal(*argv: str, timeout: float = 60) -> tuple[int, str, str]:
+    """``gputui ARGV`` with stdout and stderr on terminals of their own, as a person sees it
+    (raw mode, so the terminal adds no carriage returns; ``TERM=dumb``, so rich adds no styles
+    of its own and every control character in the output came from the host; rich makes a
+    dumb terminal 80 columns wide, so long lines wrap)."""
+    masters, slaves = zip(*(pty.openpty() for _ in range(2)), strict=True)
+    for slave in slaves:
+        tty.setraw(slave)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", *argv],
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        stdout=slaves[0],
+        stderr=slaves[1],
+        env={**os.environ, "TERM": "dumb", "COLUMNS": "200"},
+    )
+    for slave in slaves:
+        os.close(slave)
+    seen = [bytearray(), bytearray()]
+
+    def drain(index: int) -> None:
+        while True:
+            try:
+                chunk = os.read(masters[index], 65536)
+            except OSError:  # EIO: the other end is closed
+                return
+            if not chunk:
+                return
+            seen[index] += chunk
+
+    readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        process.kill()
+        for reader in readers:
+            reader.join(timeout=5)
+        for master in masters:
+            os.close(master)
+    out, err = (bytes(b).decode("utf-8", "replace") for b in seen)
+    return code, out, err
 
 
 OTHER_USER = "gputui-other"

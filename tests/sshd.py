@@ -76,6 +76,8 @@ class SshServer:
     #: What sshd is started under, e.g. ``("ip", "netns", "exec", NS)`` for a host in a network
     #: namespace; the program must exec sshd, so that the pid is sshd's.
     launcher: tuple[str, ...] = ()
+    #: A host certificate that sshd presents besides the plain key (see :meth:`certify_host_key`).
+    host_certificate: Path | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     # -- paths -----------------------------------------------------------------------------
@@ -192,6 +194,20 @@ class SshServer:
         generate_key(self.host_key_paths[0], comment="gputui-test-host-rotated")
         self.restart()
 
+    def certify_host_key(self, ca_key: Path, principals: str | None = None) -> Path:
+        """Sign the host key with the CA key at ``ca_key`` (``ssh-keygen -s``) and restart sshd
+        presenting that certificate; the plain key stays offered as well."""
+        subprocess.run(
+            ["ssh-keygen", "-q", "-s", str(ca_key), "-I", "gputui-test-host", "-h",
+             "-n", principals or self.host, str(self.host_pub_path)],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
+        self.host_certificate = self.root / "ssh_host_ed25519_key-cert.pub"
+        self.restart()
+        return self.host_certificate
+
     def kill_connections(self) -> None:
         """Kill every per-connection sshd (and its sessions), keeping the listener."""
         children = self._descendants()
@@ -221,12 +237,14 @@ class SshServer:
 
     def _write_config(self) -> None:
         path_value = f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+        certificate = self.host_certificate
         self.config_path.write_text(
             "\n".join(
                 [
                     f"Port {self.port}",
                     f"ListenAddress {self.host}",
                     *(f"HostKey {p}" for p in self.host_key_paths),
+                    *([f"HostCertificate {certificate}"] if certificate else []),
                     f"PidFile {self.root / 'sshd.pid'}",
                     f"AuthorizedKeysFile {self.authorized_keys}",
                     "PermitRootLogin prohibit-password",

@@ -31,15 +31,17 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN pass range checks like ``gt=0`` or turn into NaN weights: no field takes them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LlamaArch(_Section):
     """A Llama-shaped model built with random weights: the tiny model of dev runs and tests."""
 
-    hidden_size: int = Field(default=64, gt=0)
-    intermediate_size: int = Field(default=176, gt=0)
-    num_layers: int = Field(default=2, gt=0)
+    # Far above any real Llama; bounded so that counting the parameters stays quick and exact.
+    hidden_size: int = Field(default=64, gt=0, le=2**20)
+    intermediate_size: int = Field(default=176, gt=0, le=2**22)
+    num_layers: int = Field(default=2, gt=0, le=1024)
     num_heads: int = Field(default=4, gt=0)
     num_kv_heads: int = Field(default=2, gt=0)
     tie_embeddings: bool = False
@@ -166,7 +168,7 @@ class PreemptionSettings(_Section):
 
 class TrainConfig(_Section):
     output_dir: str = Field(min_length=1)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # the range numpy's np.random.seed takes
     model: ModelConfig
     tokenizer: TokenizerConfig = TokenizerConfig()
     data: DataConfig
@@ -219,6 +221,19 @@ def parse_config(data: Any, source: str = "config") -> TrainConfig:
         raise ConfigError(source, [_describe(error) for error in exc.errors()]) from None
 
 
+def _parse_yaml(text: str) -> Any:
+    """The YAML value of ``text``; ValueError with a one-line reason when it is not YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{where}not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ValueError("not valid YAML: nested too deeply") from None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.field=value`` overrides (values parsed as YAML) to a raw config mapping."""
     for item in overrides:
@@ -232,23 +247,43 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise ConfigError("--set", [f"{key}: {part} is not a section"])
             node = child
-        node[leaf] = yaml.safe_load(raw)
+        try:
+            node[leaf] = _parse_yaml(raw)
+        except ValueError as exc:
+            raise ConfigError("--set", [f"{key}: {str(exc).removeprefix('line 1: ')}"]) from None
     return data
+
+
+def _mark_overridden(errors: list[str], overrides: list[str]) -> list[str]:
+    """Say which bad fields came from ``--set``, so nobody looks for them in the file."""
+    keys = [item.partition("=")[0] for item in overrides]
+
+    def came_from_set(line: str) -> bool:
+        field = line.partition(":")[0]
+        return any(f"{field}.".startswith(f"{key}.") or key.startswith(f"{field}.") for key in keys)
+
+    return [f"{line} (from --set)" if came_from_set(line) else line for line in errors]
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(source, [f"cannot read: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from None
-    if isinstance(data, dict) and overrides:
-        data = apply_overrides(data, overrides)
-    return parse_config(data, source)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(source, [f"line {line}: not valid UTF-8"]) from None
+    try:
+        data = _parse_yaml(text)
+    except ValueError as exc:
+        raise ConfigError(source, [str(exc)]) from None
+    if not (isinstance(data, dict) and overrides):
+        return parse_config(data, source)
+    data = apply_overrides(data, overrides)
+    try:
+        return parse_config(data, source)
+    except ConfigError as exc:
+        raise ConfigError(source, _mark_overridden(exc.errors, overrides)) from None

@@ -47,14 +47,26 @@ class DataError(Exception):
 Message = dict[str, str]
 
 
+def require_data_file(path: Path) -> None:
+    """Refuse a data path that is not a file before anything (the tokenizer trainer) reads it."""
+    if not path.exists():
+        raise DataError(f"{path}: no such data file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+
+
 def read_conversations(path: Path) -> list[list[Message]]:
     """All conversations of a chat JSONL file, checked line by line."""
     conversations = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, data in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            try:
+                raw = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{where}: not valid UTF-8") from None
             if not raw.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 record = json.loads(raw)
             except json.JSONDecodeError as exc:
@@ -131,6 +143,15 @@ class RowStore:
         at = (np.asarray(indices, dtype=np.int64) * self.stride)[:, None] + np.arange(self.row_len)
         return np.asarray(self.tokens[at], dtype=np.int64), np.asarray(self.flags[at])
 
+    def has_targets(self) -> bool:
+        """Whether any row predicts a token (a row's first position is input only)."""
+        chunk = max(1, (1 << 20) // self.row_len)  # rows per read: a few MB of indices
+        for start in range(0, self.rows, chunk):
+            _, flags = self.batch(np.arange(start, min(start + chunk, self.rows)))
+            if np.any(flags[:, 1:] & PREDICT):
+                return True
+        return False
+
 
 @dataclass(frozen=True)
 class TrainingData:
@@ -202,8 +223,7 @@ def prepare_data(
     cache_dir: Path,
 ) -> TrainingData:
     """Tokenize and pack a chat file into the cache (once) and open it memory-mapped."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such data file")
+    require_data_file(path)
     key_parts = [CACHE_VERSION, _file_digest(path), _tokenizer_digest(tokenizer)]
     key_text = ":".join([*key_parts, str(seq_len), str(packing), repr(eval_fraction)])
     folder = cache_dir / f"rows-{hashlib.sha256(key_text.encode()).hexdigest()[:16]}"
@@ -215,6 +235,11 @@ def prepare_data(
         raise DataError(
             f"{path}: too little data for one row of seq_len {seq_len} "
             f"({meta['train']['tokens']} tokens)"
+        )
+    if not train.has_targets():
+        raise DataError(
+            f"{path}: no assistant tokens within seq_len {seq_len} in any training row: "
+            "nothing to learn (raise data.seq_len or shorten the prompts)"
         )
     return TrainingData(train, _open_store(folder, "eval", meta), folder, meta["predicted"])
 

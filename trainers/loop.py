@@ -38,7 +38,7 @@ from trainers import checkpoint as ckpt
 from trainers.config import ConfigError, OptimizerSettings, TrainConfig, load_config
 from trainers.jobdir import JOB_DIR_ENV, METRICS_LINK, OUTPUT_LINK
 from trainers.metrics import MetricsWriter, ProgressLine
-from trainers.modeling import TrainerError
+from trainers.modeling import TrainerError, out_of_memory_is_an_error
 from trainers.preemption import SpotNoticeWatcher, StopFlag, stop_on_signals
 from trainers.rng import capture_rng, restore_rng
 
@@ -75,7 +75,10 @@ def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
     if config.train.max_steps is not None:
         return config.train.max_steps
     assert config.train.epochs is not None
-    return max(1, math.ceil(config.train.epochs * batches_per_epoch / config.train.grad_accum))
+    steps = config.train.epochs * batches_per_epoch / config.train.grad_accum
+    if not math.isfinite(steps) or steps > 2**53:
+        raise TrainerError(f"train.epochs {config.train.epochs:g} is too many steps to count")
+    return max(1, math.ceil(steps))
 
 
 @dataclass
@@ -88,6 +91,7 @@ class RunState:
     tokens_seen: int = 0
     elapsed: float = 0.0
     cursor: dict[str, int] = field(default_factory=dict)
+    skipped_batches: int = 0
 
 
 @dataclass
@@ -302,6 +306,7 @@ class Trainer:
                 "tokens_seen": state.tokens_seen,
                 "elapsed": state.elapsed,
                 "cursor": state.cursor,
+                "skipped_batches": state.skipped_batches,
                 "seed": self.config.seed,
                 "config_fingerprint": self.fingerprint,
                 "config": self.config.model_dump(mode="json"),
@@ -348,6 +353,7 @@ class Trainer:
             tokens_seen=saved["tokens_seen"],
             elapsed=saved["elapsed"],
             cursor=saved["cursor"],
+            skipped_batches=saved.get("skipped_batches", 0),
         )
         self.sampler.cursor = DataCursor.from_dict(state.cursor)
         self.saved_fingerprint = saved.get("config_fingerprint")
@@ -504,14 +510,15 @@ class Trainer:
         lock = _RunLock(self.output)
         try:
             link_job_dir(self.output)
-            self._setup()
-            self.versions = _library_versions()
-            with MetricsWriter(self.output / "metrics.jsonl", echo=self.echo) as writer:
-                state = self._resume_or_start(writer)
-                if state.step >= self.total:
-                    self._finish(state, writer, last_loss=None)
-                    return EXIT_DONE
-                return self._train(state, writer)
+            with out_of_memory_is_an_error("training"):
+                self._setup()
+                self.versions = _library_versions()
+                with MetricsWriter(self.output / "metrics.jsonl", echo=self.echo) as writer:
+                    state = self._resume_or_start(writer)
+                    if state.step >= self.total:
+                        self._finish(state, writer, last_loss=None)
+                        return EXIT_DONE
+                    return self._train(state, writer)
         finally:
             lock.release()
 
@@ -536,6 +543,9 @@ class Trainer:
                     rng_at_start = capture_rng()
                     cursor_at_start = self.sampler.cursor.to_dict()
                     batch = self._next_step_batch()
+                    if batch.predicted == 0:
+                        self._skip(state)
+                        continue
                     lr = learning_rate(state.step, self.total, config.optimizer)
                     result = self._train_step(batch, lr)
                     if result is None:
@@ -590,6 +600,18 @@ class Trainer:
         finally:
             if watcher is not None:
                 watcher.stop()
+
+    @staticmethod
+    def _skip(state: RunState) -> None:
+        """Skip a step whose batches hold no assistant token: there is no loss to learn from, and
+        AdamW would still move the weights (momentum, weight decay). The data moves on."""
+        state.skipped_batches += 1
+        print(
+            f"warning: step {state.step + 1}: the batch has no assistant tokens (nothing to "
+            f"learn); skipped it ({state.skipped_batches} skipped so far)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _commit(self, state: RunState, writer: MetricsWriter) -> None:
         state.cursor = self.sampler.cursor.to_dict()
@@ -656,6 +678,10 @@ def main(argv: Sequence[str] | None = None, require_lora: bool = False) -> int:
         return Trainer(config).run()
     except (TrainerError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a full disk, an output_dir that is a file, no permission
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
 
 

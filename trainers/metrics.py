@@ -15,7 +15,7 @@ Every line has these keys:
 ``total_steps``  the step the run ends at
 ``time``         Unix time of the line (seconds)
 ``elapsed``      training seconds summed over all starts of the run
-``tokens_seen``  non-padding input tokens consumed so far
+``tokens_seen``  non-padding input tokens of the steps trained so far
 
 and, where the event has them (otherwise ``null``):
 

@@ -7,17 +7,20 @@ always has the base it was trained against and ``PeftModel.from_pretrained`` can
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainers.config import TrainConfig
+from trainers.config import LlamaArch, TrainConfig
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 
 class TrainerError(Exception):
@@ -57,8 +60,10 @@ def resolve_placement(config: TrainConfig) -> Placement:
 
 def load_tokenizer(config: TrainConfig) -> PreTrainedTokenizerBase:
     if config.tokenizer.train is not None:
+        from trainers.data import require_data_file
         from trainers.tiny import cached_chat_tokenizer
 
+        require_data_file(Path(config.data.path))
         config.cache_dir.mkdir(parents=True, exist_ok=True)
         return cached_chat_tokenizer(
             Path(config.data.path), config.tokenizer.train.vocab_size, config.cache_dir
@@ -81,10 +86,87 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _save_base(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
+@contextlib.contextmanager
+def out_of_memory_is_an_error(doing: str) -> Iterator[None]:
+    """Turn a failed allocation, on the host or the GPU, into a one-line TrainerError."""
+    import torch
+
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        text = str(exc)
+        failed_allocation = isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError) or (
+            "can't allocate memory" in text or "out of memory" in text.lower()
+        )
+        if not failed_allocation:
+            raise
+        reason = re.sub(r"^\[enforce fail[^\]]*\]\s*(err == 0\.\s*)?", "", _first_line(exc))
+        reason = ". ".join(reason.split(". ")[:3])  # what was asked and what is free, not advice
+        raise TrainerError(
+            f"out of memory while {doing}: {reason or 'allocation failed'}; "
+            "use a smaller model, train.batch_size or data.seq_len"
+        ) from None
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:,.1f}"
+
+
+def _arch_parameters(arch: LlamaArch, vocab_size: int, max_positions: int) -> int:
+    """The parameter count of the arch, from a model built on the meta device (no memory)."""
+    import torch
+
+    from trainers.tiny import build_llama
+
+    with torch.device("meta"):
+        model = build_llama(arch, vocab_size, max_positions)
+    return sum(param.numel() for param in model.parameters())
+
+
+def check_arch_fits(
+    arch: LlamaArch, vocab_size: int, max_positions: int, placement: Placement
+) -> None:
+    """Refuse an arch whose weights alone exceed the memory available now, before allocating them.
+
+    The model is built in fp32 in host memory, then moved to its device in its weights' dtype.
+    """
+    import psutil
+    import torch
+
+    params = _arch_parameters(arch, vocab_size, max_positions)
+    needs = [(params * 4, "fp32", "memory", psutil.virtual_memory().available)]
+    if placement.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(placement.device)
+        dtype = placement.weights_dtype
+        name = str(dtype).removeprefix("torch.")
+        needs.append((params * dtype.itemsize, name, "GPU memory", free))
+    for need, dtype_name, where, available in needs:
+        if need > available:
+            raise TrainerError(
+                f"model.arch: the model does not fit: {params:,} parameters need "
+                f"{_gib(need)} GiB in {dtype_name}, and this host has {_gib(available)} GiB of "
+                f"{where} available"
+            )
+
+
+def _build_base(
+    config: TrainConfig, tokenizer: PreTrainedTokenizerBase, placement: Placement, folder: Path
+) -> None:
+    """Build the arch with random weights from the seed and save it with the tokenizer."""
+    import torch
+
+    from trainers.tiny import build_llama
+
+    assert config.model.arch is not None
+    vocab, positions = len(tokenizer), config.data.seq_len
+    check_arch_fits(config.model.arch, vocab, positions, placement)
+    torch.manual_seed(config.seed)
+    with out_of_memory_is_an_error("building the model"):
+        fresh: LlamaForCausalLM = build_llama(config.model.arch, vocab, positions)
+    Path(config.output_dir).mkdir(parents=True, exist_ok=True)
     scratch = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
-    model.save_pretrained(str(scratch))
+    fresh.save_pretrained(str(scratch))
     tokenizer.save_pretrained(str(scratch))
     os.replace(scratch, folder)
 
@@ -99,12 +181,7 @@ def load_base_model(
     if config.model.arch is not None:
         base_dir = Path(config.output_dir) / "base"
         if not (base_dir / "config.json").is_file():
-            from trainers.tiny import build_llama
-
-            torch.manual_seed(config.seed)
-            fresh = build_llama(config.model.arch, len(tokenizer), config.data.seq_len)
-            Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-            _save_base(fresh, tokenizer, base_dir)
+            _build_base(config, tokenizer, placement, base_dir)
         source: str = str(base_dir)
     else:
         assert config.model.name_or_path is not None
@@ -116,11 +193,13 @@ def load_base_model(
         kwargs["quantization_config"] = _four_bit_config()
         kwargs["device_map"] = {"": placement.device.index or 0}
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        with out_of_memory_is_an_error(f"loading model {source!r}"):
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise TrainerError(f"cannot load model {source!r}: {_first_line(exc)}") from None
     if "quantization_config" not in kwargs:
-        torch.nn.Module.to(model, placement.device)
+        with out_of_memory_is_an_error(f"moving the model to {placement.device}"):
+            torch.nn.Module.to(model, placement.device)
     model.config.use_cache = False
     return model
 

@@ -32,7 +32,8 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>")
 
 def _chat_texts(data_path: Path) -> Iterator[str]:
     yield "system\nuser\nassistant\n"
-    with data_path.open(encoding="utf-8") as handle:
+    # Bad lines are skipped here; reading the conversations afterwards names them.
+    with data_path.open(encoding="utf-8", errors="replace") as handle:
         for raw in handle:
             if not raw.strip():
                 continue

@@ -1,15 +1,21 @@
 """Host profiles: what gputui knows about each machine, stored in ``$GPUTUI_HOME/hosts.yaml``.
 
 The file holds no secrets: keys come from the agent or key files, API tokens from the environment.
-It is written atomically with mode 0600. A file that cannot be read gives one ConfigError naming
-the file and line, and is never overwritten until it is fixed, so nothing the person wrote is lost.
+It is written atomically with mode 0600, under a lock (``hosts.yaml.lock`` beside it) held from
+read to write, so gputui processes changing it at once keep every change. A ``hosts.yaml`` that
+is a link (dotfiles) is written through to its target, and the link stays; a target that belongs
+to another user is neither written nor chmod-ed. A file that cannot be read (bad YAML, bytes that
+are not UTF-8, a folder in its place, a ``GPUTUI_HOME`` that is a file) gives one ConfigError
+naming the file and line, and is never overwritten until it is fixed, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from transfer.errors import ConfigError, HostNotFound
-from transfer.paths import hosts_file
+from transfer.paths import ensure_folder, hosts_file, locked
 
 LOCAL = "local"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -114,10 +120,9 @@ class HostStore:
     def load(self) -> list[HostProfile]:
         """All profiles, ``local`` first. Raises ConfigError for a file that cannot be read."""
         hosts = [local_host()]
-        if not self.path.exists():
+        text = self._read_text()
+        if text is None:
             return hosts
-        _tighten_mode(self.path)
-        text = self.path.read_text(encoding="utf-8")
         try:
             node = yaml.compose(text)
             data = yaml.safe_load(text)
@@ -159,8 +164,59 @@ class HostStore:
                 return host
         raise HostNotFound(f"no host named {name!r}; see `gputui hosts list`")
 
+    def _read_text(self) -> str | None:
+        """The file's text, None when there is none; anything else that stops reading it is
+        one ConfigError line. A loose mode is tightened on the open file, and only on a file
+        of the person's own."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            raise ConfigError(f"{self.path.parent} is not a folder; move that file away") from None
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise ConfigError(f"{self.path} is a folder, not a file; move it away")
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"{self.path} is not a regular file; move it away")
+            if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # not readable by others, though it holds no secrets
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read()
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"{self.path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); fix that line"
+            ) from None
+
+    def update(
+        self, change: Callable[[list[HostProfile]], list[HostProfile]]
+    ) -> list[HostProfile]:
+        """Read the profiles, ``change`` them and write the result, all under the file's lock.
+
+        ``change`` may raise (a name taken, a name missing) to write nothing.
+        """
+        with locked(self.path):
+            hosts = self.load()
+            changed = change(list(hosts))
+            if changed != hosts:
+                self.save(changed)
+            return changed
+
     def save(self, hosts: list[HostProfile]) -> None:
-        """Write all profiles atomically (temp file, fsync, rename) with mode 0600."""
+        """Write all profiles atomically (temp file, fsync, rename) with mode 0600.
+
+        Callers that read first hold the lock: :meth:`update` does both.
+        """
         local_default = local_host()
         entries: dict[str, Any] = {}
         for host in hosts:
@@ -168,25 +224,50 @@ class HostStore:
                 continue
             entries[host.name] = host.to_yaml_dict()
         text = yaml.safe_dump({"hosts": entries}, sort_keys=False, allow_unicode=True)
-        _atomic_write(self.path, text)
+        target = self._write_target()
+        try:
+            _atomic_write(target, text)
+        except OSError as exc:
+            raise ConfigError(f"{target}: not saved: {exc.strerror or exc}") from None
 
     def upsert(self, host: HostProfile) -> None:
         """Add or replace one profile, keeping the others as they are."""
-        hosts = [h for h in self.load() if h.name != host.name]
-        hosts.append(host)
-        self.save(hosts)
+        self.update(lambda hosts: [h for h in hosts if h.name != host.name] + [host])
 
     def remove(self, name: str) -> None:
         if name == LOCAL:
             raise ConfigError("the built-in 'local' host cannot be removed")
-        hosts = self.load()
-        if not any(h.name == name for h in hosts):
-            raise HostNotFound(f"no host named {name!r}; see `gputui hosts list`")
-        self.save([h for h in hosts if h.name != name])
+
+        def without(hosts: list[HostProfile]) -> list[HostProfile]:
+            if not any(h.name == name for h in hosts):
+                raise HostNotFound(f"no host named {name!r}; see `gputui hosts list`")
+            return [h for h in hosts if h.name != name]
+
+        self.update(without)
+
+    def _write_target(self) -> Path:
+        """The file to replace: ``hosts.yaml``, or the file a link there points to (so the
+        link stays), unless that file is another user's or not a regular file."""
+        if not self.path.is_symlink():
+            return self.path
+        target = Path(os.path.realpath(self.path))
+        try:
+            info = target.stat()
+        except FileNotFoundError:
+            return target  # a link to a file not made yet: made there
+        except OSError as exc:
+            raise ConfigError(f"{self.path} links to {target}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{self.path} links to {target}, not a regular file; not written")
+        if info.st_uid != os.geteuid():
+            raise ConfigError(
+                f"{self.path} links to {target}, which belongs to another user; not written"
+            )
+        return target
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -203,12 +284,6 @@ def _atomic_write(path: Path, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def _tighten_mode(path: Path) -> None:
-    """The file must not be readable by others, even though it holds no secrets."""
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
 
 
 def _line_of(node: yaml.Node | None, keys: list[Any]) -> int:

@@ -3,7 +3,9 @@
 The person's ssh config is honoured (asyncssh reads it; the profile's explicit fields win), and so
 are the agent and key files. Host keys are checked here rather than by asyncssh, because asyncssh
 reports an unknown key and a changed key with the same error, and the person must be told which:
-an unknown key can be trusted after checking its fingerprint, a changed one is refused.
+an unknown key can be trusted after checking its fingerprint, a changed one is refused. asyncssh
+applies the trusted keys, CAs and ``@revoked`` entries; when it refuses, the key (and the CA of a
+certificate) is read again to say why, by the rules in :mod:`transfer.known_hosts`.
 
 Jump hosts (``ProxyJump`` from the profile or the ssh config) are opened here too, hop by hop,
 so that every hop's key goes through the same check (asyncssh does not apply a custom client or
@@ -34,7 +36,7 @@ from transfer.errors import (
     HostUnreachable,
 )
 from transfer.hosts import HostProfile, HostStore
-from transfer.known_hosts import HostKeyInfo, TrustedKeys, key_info, known_as, lookup
+from transfer.known_hosts import HostKeyInfo, TrustedKeys, key_info, known_as, lookup, refusal
 from transfer.sshconfig import default_ssh_dir
 
 log = logging.getLogger("gputui.transfer")
@@ -88,10 +90,12 @@ class ConnectedHost:
 
 
 class _Watch:
-    """What the guarded client saw: the key presented, and when the connection went."""
+    """What the guarded client saw: the key presented (or the CA of the certificate presented),
+    and when the connection went."""
 
     def __init__(self, on_lost: LostCallback | None) -> None:
         self.presented: asyncssh.SSHKey | None = None
+        self.ca_key: asyncssh.SSHKey | None = None
         self.conn: asyncssh.SSHClientConnection | None = None
         self.on_lost = on_lost
 
@@ -116,6 +120,7 @@ class _GuardedClient(asyncssh.SSHClient):
         return False
 
     def validate_host_ca_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self._watch.ca_key = key
         return False
 
 
@@ -166,22 +171,8 @@ async def fetch_presented_key(host: HostProfile) -> HostKeyInfo:
         except (HostKeyUnknown, HostKeyChanged) as exc:
             return HostKeyInfo.from_error(exc)
         trusted = await asyncio.to_thread(lookup, plan.known_as)
-        try:
-            key = await asyncio.wait_for(
-                asyncssh.get_server_host_key(
-                    target.hostname,
-                    target.port or (),
-                    tunnel=tunnel,
-                    config=ssh_config_paths(),
-                    server_host_key_algs=_host_key_algs(trusted),
-                ),
-                timeout=CONNECT_TIMEOUT_S,
-            )
-        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
-            raise _as_gputui_error(exc, plan, None, trusted) from None
-        if key is None:
-            raise HostUnreachable(f"{plan.target.label} ({plan.address}) presented no host key")
-        return key_info(plan.target.label, plan.known_as, key)
+        key, ca = await _presented_keys(plan, tunnel, trusted)
+        return key_info(plan.target.label, plan.known_as, key, ca)
     finally:
         await _close_all(list(reversed(hops)))
 
@@ -204,13 +195,60 @@ async def _connect(
             target.hostname,
             target.port or (),
             tunnel=tunnel,
-            known_hosts=(trusted.accepted(), trusted.ca_keys, []),
+            known_hosts=(trusted.accepted(), trusted.accepted_cas(), trusted.revoked),
             server_host_key_algs=_host_key_algs(trusted),
             client_factory=lambda: _GuardedClient(watch),
             **plan.kwargs,
         )
+    except asyncssh.HostKeyNotVerifiable:
+        key, ca = await _presented_keys(plan, tunnel, trusted, watch)
+        raise refusal(trusted, plan.target.label, plan.known_as, key, ca) from None
     except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
-        raise _as_gputui_error(exc, plan, watch, trusted) from None
+        raise _as_gputui_error(exc, plan) from None
+
+
+async def _presented_keys(
+    plan: _Plan,
+    tunnel: asyncssh.SSHClientConnection | None,
+    trusted: TrustedKeys,
+    seen: _Watch | None = None,
+) -> tuple[asyncssh.SSHKey, asyncssh.SSHKey | None]:
+    """The key the host presents and the CA that certified it (None for a plain key).
+
+    A key refused before our checks saw it (revoked) is fetched again. A certificate's own key
+    is read with a handshake offering plain keys only: the key OpenSSH falls back to when the
+    CA is not trusted, and the one that trusting stores.
+    """
+    if seen is None or (seen.presented is None and seen.ca_key is None):
+        seen = await _key_exchange(plan, tunnel, _host_key_algs(trusted))
+    if seen.presented is not None:
+        return seen.presented, None
+    plain = await _key_exchange(plan, tunnel, _host_key_algs(trusted, certificates=False))
+    if seen.ca_key is None or plain.presented is None:
+        raise HostUnreachable(f"{plan.target.label} ({plan.address}) presented no usable host key")
+    return plain.presented, seen.ca_key
+
+
+async def _key_exchange(
+    plan: _Plan, tunnel: asyncssh.SSHClientConnection | None, algs: list[str]
+) -> _Watch:
+    """One handshake that only records what the host presents: every key is refused."""
+    watch = _Watch(None)
+    kwargs = {**plan.kwargs, "known_hosts": ([], [], []), "server_host_key_algs": algs}
+    try:
+        conn = await asyncssh.connect(
+            plan.target.hostname,
+            plan.target.port or (),
+            tunnel=tunnel,
+            client_factory=lambda: _GuardedClient(watch),
+            **kwargs,
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        return watch
+    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        raise _as_gputui_error(exc, plan) from None
+    conn.close()  # not reached: the client above trusts nothing
+    return watch
 
 
 async def _plan(target: Target) -> _Plan:
@@ -334,16 +372,16 @@ def _hop_target(spec: str, *, first: bool) -> Target:
     )
 
 
-def _host_key_algs(trusted: TrustedKeys) -> list[str]:
+def _host_key_algs(trusted: TrustedKeys, *, certificates: bool = True) -> list[str]:
     """Ask first for the kinds of key already trusted, so a host with several keys shows the
     one we know; then every other kind, so that a key of a new kind is seen (and refused as a
     change) rather than ending in a bare negotiation failure."""
     algs: list[str] = []
     for key in trusted.host_keys:
         algs += [a.decode() for a in key.sig_algorithms]
-    if trusted.ca_keys:
+    if certificates:
         algs += [a.decode() for a in get_default_certificate_algs()]
-    algs += [a.decode() for a in get_default_certificate_algs() + get_default_public_key_algs()]
+    algs += [a.decode() for a in get_default_public_key_algs()]
     return list(dict.fromkeys(algs))
 
 
@@ -352,23 +390,8 @@ def _encryption_algs() -> list[str]:
     return list(dict.fromkeys([PREFERRED_CIPHER, *algs]))
 
 
-def _as_gputui_error(
-    exc: BaseException, plan: _Plan, watch: _Watch | None, trusted: TrustedKeys
-) -> GputuiError:
+def _as_gputui_error(exc: BaseException, plan: _Plan) -> GputuiError:
     label, address = plan.target.label, plan.address
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        key = watch.presented if watch is not None else None
-        if key is None:
-            return HostKeyChanged(label, "(not shown)", "host certificate")
-        info = key_info(label, plan.known_as, key)
-        error = HostKeyUnknown if trusted.status_of(key) == "unknown" else HostKeyChanged
-        return error(
-            label,
-            info.fingerprint,
-            info.key_type,
-            public_key=info.public_key,
-            known_as=info.known_as,
-        )
     if isinstance(exc, asyncssh.PermissionDenied):
         return AuthenticationFailed(
             f"{label} ({address}) refused every key offered: {', '.join(plan.keys_tried)}; "

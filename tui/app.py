@@ -128,8 +128,7 @@ class GputuiApp(App[None]):
         self, change: partial[list[HostProfile]], done: str
     ) -> None:
         try:
-            hosts = change(self.store.load())
-            self.store.save(hosts)
+            self.store.update(change)
         except (GputuiError, OSError) as exc:
             self.call_from_thread(self.notify, str(exc), title="Not saved", severity="error")
         else:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from tui.text import terminal_safe
+
 State = Literal["untested", "testing", "ok", "failed", "key-unknown", "key-changed"]
 
 UNKNOWN = "—"
@@ -73,7 +75,7 @@ class HostStatus:
 
 
 def _gpu_label(gpu: GpuLike) -> str:
-    name = gpu.name.removeprefix("NVIDIA ")
+    name = terminal_safe(gpu.name.removeprefix("NVIDIA "))
     if gpu.memory_mib and not re.search(r"\d+GB", name):  # "A100-SXM4-80GB" already says it
         return f"{name} ({round(gpu.memory_mib / 1024)} GiB)"
     return name

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from trainers.gpu_sample import GpuSample
+from tui.text import terminal_safe
 
 NA = "N/A"
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -61,7 +62,8 @@ def rate(bps: float | None) -> str:
 
 
 def short_name(name: str | None) -> str:
-    return NA if not name else name.removeprefix("NVIDIA ").removeprefix("GeForce ")
+    """A GPU name without its maker's prefix, control characters escaped (the host sent it)."""
+    return NA if not name else terminal_safe(name.removeprefix("NVIDIA ").removeprefix("GeForce "))
 
 
 def gpu_summary(gpus: Sequence[GpuSample]) -> str:

@@ -239,6 +239,15 @@ def test_cleaning_removes_escapes_and_control_characters() -> None:
     assert clean_lines(["x", "\x1b[1mbold\x1b[0m"]) == ["x", "bold"]
 
 
+def test_cleaning_removes_the_one_character_c1_escapes_too() -> None:
+    # CSI (U+009B) and OSC (U+009D) act like ESC [ and ESC ] on many terminals.
+    assert clean_line("a\x9b31mred\x9b0m b") == "ared b"
+    assert clean_line("x\x9d52;c;cHduZWQ=\x07y") == "xy"
+    assert clean_line("x\x9d0;title\x9cy") == "xy"
+    assert clean_line("next\x85line") == "next\N{REPLACEMENT CHARACTER}line"
+    assert clean_lines(["plain", "\x9b2Jcleared"]) == ["plain", "cleared"]
+
+
 async def _paused_with_search(pilot: Pilot[None]) -> None:
     app: ViewApp = pilot.app  # type: ignore[assignment]
     app.view.write_lines(

@@ -108,7 +108,7 @@ def test_train_refuses_bad_configs_before_pushing(
                          "folder, or pass --no-push with a path on the host\n"),
         (["configs/tiny.yaml", "--set", "train.batch_size=0"],
          "gputui: configs/tiny.yaml: train.batch_size: Input should be greater than 0 "
-         "(got 0)\n"),
+         "(got 0) (from --set)\n"),
     ]
     for argv, message in cases:
         code, out, err = gputui(capsys, "train", "gpu1", *argv)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
 import pytest
+from hostile import HOSTILE_TEXT
 from sshd import SshServer, free_port
 from sync_helpers import saved_profile
 
@@ -64,7 +66,7 @@ def test_dry_run_lists_the_plan(
     assert main(["push", "box", str(source), "dest", "--dry-run", "--delete"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "would send 1 files (5 B); skip 0 unchanged (0 B); delete 1"
-    assert "  send    'new\\nfile'" in out and "  delete  old" in out
+    assert "  send    new\\nfile" in out and "  delete  old" in out
     assert (tmp_path / "workdir" / "dest" / "old").exists()
     assert not (tmp_path / "workdir" / "dest" / "new\nfile").exists()
 
@@ -94,3 +96,28 @@ def test_missing_source_is_one_line(
     assert main(["pull", "box", "no/such/thing", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err == f"gputui: nothing to pull at box:{tmp_path}/workdir/no/such/thing\n"
+
+
+def test_file_names_in_the_progress_are_shown_never_obeyed() -> None:
+    """A host picks the file names: markup in one is shown as text (no clickable link), and
+    escape sequences are shown escaped."""
+    from rich.console import Console
+
+    from transfer.sync.events import FileProgress, Progress
+    from tui.cli.sync import _ProgressView
+
+    def shown(name: str) -> str:
+        view = _ProgressView(enabled=True)
+        view._show(Progress("sending", 0, 1, 10, 100, 1.0, None, FileProgress(name, 10, 100)))
+        try:
+            screen = io.StringIO()
+            console = Console(file=screen, force_terminal=True, width=300)
+            console.print(view._progress.make_tasks_table(view._progress.tasks))
+        finally:
+            view.stop()
+        return screen.getvalue()
+
+    markup = shown("[link=https://evil.example]x[/link]")
+    assert "[link=https://evil.example]x[/link]" in markup and "\x1b]8;" not in markup
+    escapes = shown(HOSTILE_TEXT["osc52"] + HOSTILE_TEXT["c1_csi"])
+    assert "\\x1b]52" in escapes and "\x1b]52" not in escapes and "\x9b" not in escapes

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sync_helpers import sync
 
-import transfer.sync.pull as pull
+import transfer.sync.pull_stream as pull_stream
 from transfer.hosts import HostProfile
 from transfer.sync.remote import RECEIVE_WINDOW
 
@@ -28,13 +28,13 @@ async def test_a_slow_disk_here_does_not_fill_memory(
     with open(remote / "ckpt.bin", "wb") as f:
         for _ in range(SIZE >> 20):
             f.write(block)
-    write_all = pull._write_all
+    write_all = pull_stream.write_all
 
     def slow_disk(fd: int, chunks: Sequence[bytes]) -> None:
         time.sleep(0.03)  # a disk that takes longer than the network to take a window
         write_all(fd, list(chunks))
 
-    monkeypatch.setattr(pull, "_write_all", slow_disk)
+    monkeypatch.setattr(pull_stream, "write_all", slow_disk)
     tracemalloc.start()
     try:
         result = await sync(box, "pull", local, remote)

@@ -82,6 +82,11 @@ def test_our_temp_files_are_set_aside(tmp_path: Path) -> None:
     assert manifest.stages == [".gputui-stage.0123456789ab.part"]
     longest = part_name("y" * 250, entry)
     assert len(os.fsencode(longest)) <= 255
+    assert part_name("sub/model.bin", entry) != part  # a random token: unpredictable
+    lookalikes = Manifest("d")
+    for rel in (".x.0123456789ab.part", "x.part", ".x.part"):
+        lookalikes.add(rel, Entry("f", 1, 1, 0o644))
+    assert len(lookalikes.entries) == 3 and not lookalikes.parts
 
 
 def test_tar_stream_unpacks_with_gnu_tar_and_tarfile(tmp_path: Path) -> None:
@@ -158,28 +163,45 @@ def test_the_plan_uses_the_quick_check() -> None:
         "link": Entry("l", 0, 1, 0o777, "other"),
         "extra": old, "extra-dir": Entry("d", 0, 1, 0o755), "extra-dir/x": old,
     })
+    source.entries["was-empty"] = f
+    destination.entries["was-empty"] = Entry("d", 0, 1, 0o755)
     plan = make_plan(source, destination, delete=False)
-    assert sorted(r for r, _ in plan.files) == ["bigger", "dir/new", "newer", "was-dir"]
+    assert sorted(r for r, _ in plan.files) == ["bigger", "dir/new", "newer", "was-empty"]
     assert sorted(r for r, _ in plan.skipped) == ["mode", "same"]
     assert ("mode", 0o600) in plan.chmods and ("dir", 0o755) in plan.chmods
     assert [r for r, _ in plan.links] == ["link"]
-    assert plan.delete == ["was-dir"]  # the wrong kind goes even without --delete
+    # A folder with files is not replaced without --delete; an empty one makes way.
+    assert plan.delete == [] and plan.rmdirs == ["was-empty"] and plan.replace == ["was-empty"]
+    assert [rel for rel, _ in plan.conflicts] == ["was-dir"]
     with_delete = make_plan(source, destination, delete=True)
     assert with_delete.delete == ["extra", "extra-dir", "was-dir"]
-    assert with_delete.extraneous == 3
+    assert with_delete.extraneous == 3 and not with_delete.conflicts
     kept = make_plan(source, destination, delete=True, protected=frozenset({"extra-dir"}))
     assert kept.delete == ["extra", "extra-dir/x", "was-dir"]
+    excluded_inside = make_plan(
+        source, destination, delete=True, protected=frozenset({"was-dir"})
+    )
+    assert [rel for rel, _ in excluded_inside.conflicts] == ["was-dir"]
+    masked = make_plan(source, destination, delete=False, mode_mask=0o755)
+    assert ("dir", 0o755) in masked.chmods and ("mode", 0o600) in masked.chmods
+    assert not make_plan(
+        tree({"s": Entry("f", 5, 100, 0o4755)}), tree({"s": Entry("f", 5, 100, 0o755)}),
+        delete=False, mode_mask=0o755,
+    ).chmods
 
 
 def test_resume_and_cleanup_of_parts() -> None:
     entry = Entry("f", 100, 7, 0o644)
     source = Manifest("d", entries={"m.bin": entry})
     destination = Manifest("d")
-    destination.add(part_name("m.bin", entry), Entry("f", 40, 1, 0o600))
-    destination.add(part_name("m.bin", Entry("f", 99, 7, 0o644)), Entry("f", 30, 1, 0o600))
+    resumable, smaller = part_name("m.bin", entry), part_name("m.bin", entry)
+    stale = part_name("m.bin", Entry("f", 99, 7, 0o644))
+    destination.add(resumable, Entry("f", 40, 1, 0o600))
+    destination.add(smaller, Entry("f", 10, 1, 0o600))
+    destination.add(stale, Entry("f", 30, 1, 0o600))
     plan = make_plan(source, destination, delete=False)
-    assert plan.resume == {"m.bin": 40}
-    assert plan.cleanup == [part_name("m.bin", Entry("f", 99, 7, 0o644))]
+    assert plan.resume == {"m.bin": 40} and plan.resume_parts == {"m.bin": resumable}
+    assert plan.cleanup == sorted([smaller, stale])
 
 
 @pytest.mark.parametrize(

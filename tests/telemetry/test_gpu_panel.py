@@ -177,3 +177,28 @@ def test_snapshot_of_the_panel(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=play)
+
+
+async def test_host_sent_names_are_shown_escaped_never_as_markup() -> None:
+    """A hostile host's GPU name, hostname and process command: escapes shown, markup literal."""
+    from hostile import HOSTILE_TEXT, shows_raw_control
+
+    sample = recorded_samples("a100x2", "a100-box")[0]
+    evil = HOSTILE_TEXT["osc52"] + HOSTILE_TEXT["c1_csi"] + HOSTILE_TEXT["markup"]
+    gpu = dataclasses.replace(
+        sample.gpus[0],
+        name="NVIDIA A100" + evil,
+        processes=[dataclasses.replace(sample.gpus[0].processes[0], command="py" + evil)],
+    )
+    hostile = dataclasses.replace(sample, gpus=[gpu], hostname="box" + evil)
+    app = PanelApp(HOST, [NOW])
+    async with app.run_test(size=(160, 32)) as pilot:
+        await feed_sample(app, pilot, hostile, NOW)
+        table = app.query_one("#gpu-processes", DataTable)
+        command = table.get_row_at(0)[4]
+        assert isinstance(command, Text)
+        shown = [cards(app)[0].splitlines()[0], status(app), command.plain]
+        for text in shown:
+            assert not shows_raw_control(text), text
+            assert "[link=https://evil.example]click[/link]" in text, text
+            assert "\\x1b]52;c;cHduZWQ=\\x07" in text and "\\x9b31m" in text, text

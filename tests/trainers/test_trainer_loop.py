@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file
-from trainer_helpers import ROOT, write_yaml
+from trainer_helpers import run_trainer, write_yaml
 
 from trainers import checkpoint as ckpt
 from trainers.config import OptimizerSettings, parse_config
@@ -268,19 +266,9 @@ def test_spot_notice_stops_training_with_a_checkpoint(
     assert ckpt.find_resumable(output / "checkpoints") is not None
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainers.lora", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_qlora_is_refused_on_cpu_with_one_line(tmp_path: Path, tiny_config: Config) -> None:
     path = write_yaml(tmp_path / "q.yaml", tiny_config(lora={"load_in_4bit": True}))
-    done = run_cli("--config", str(path), "--set", "train.device=auto")
+    done = run_trainer("--config", str(path), "--set", "train.device=auto")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "error: QLoRA (lora.load_in_4bit) needs a CUDA GPU and this run is on the CPU; "
@@ -292,7 +280,7 @@ def test_qlora_is_refused_on_cpu_with_one_line(tmp_path: Path, tiny_config: Conf
 def test_lora_cli_needs_a_lora_section(tmp_path: Path, tiny_config: Config) -> None:
     config = tiny_config()
     del config["lora"]
-    done = run_cli("--config", str(write_yaml(tmp_path / "full.yaml", config)))
+    done = run_trainer("--config", str(write_yaml(tmp_path / "full.yaml", config)))
     assert done.returncode == 2
     assert done.stderr.strip().endswith("lora: this config has no lora section")
 

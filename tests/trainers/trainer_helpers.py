@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,24 @@ def tiny_config_for(output_dir: Path, cache_dir: Path, **changes: Any) -> dict[s
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def run_trainer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m trainers.lora ARGS`` as a real process from the project root."""
+    return subprocess.run(
+        [sys.executable, "-m", "trainers.lora", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The single line a refused run printed on stderr (asserting it failed without a traceback)."""
+    assert done.returncode not in (0, None), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]

@@ -45,7 +45,8 @@ def test_round_trip_keeps_every_field(store: HostStore) -> None:
 def test_file_is_private_and_written_atomically(store: HostStore) -> None:
     store.upsert(full_profile())
     assert os.stat(store.path).st_mode & 0o777 == 0o600
-    assert [p.name for p in store.path.parent.iterdir()] == ["hosts.yaml"]  # no temp left behind
+    # No temp file left behind; the lock file that writers share stays.
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["hosts.yaml", "hosts.yaml.lock"]
 
 
 def test_loose_mode_is_tightened_on_read(store: HostStore) -> None:

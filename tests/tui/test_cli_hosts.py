@@ -263,3 +263,11 @@ def test_host_flag_with_an_unknown_host_fails_before_the_app(
     code, _, err = run(capsys, "--host", "nope", "--headless")
     assert code == 1
     assert_one_line_error(err, "no host named 'nope'")
+
+
+def test_list_shows_brackets_as_typed_not_as_markup(capsys: Capture) -> None:
+    run(capsys, "hosts", "add", "box", "--host", "h", "--workdir", "/data/[run]",
+        "--tag", "[bold]x")
+    code, out, _ = run(capsys, "hosts", "list")
+    assert code == 0
+    assert "/data/[run]" in out and "[bold]x" in out

@@ -8,6 +8,8 @@ so plainly when a job writes no metrics.
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +20,14 @@ from pathlib import Path
 
 import pytest
 from pilot_wait import until as pilot_until
-from progress_lines import RATE_USD_PER_HOUR, preempted_and_resumed, training_run, writer_job
+from progress_lines import (
+    RATE_USD_PER_HOUR,
+    preempted_and_resumed,
+    progress,
+    step_line,
+    training_run,
+    writer_job,
+)
 from sshd import SshServer
 from textual.geometry import Region
 from textual.widget import Widget
@@ -193,3 +202,33 @@ async def test_selecting_another_job_follows_its_metrics(
         assert screen.pane_of(screen.focused) == "logs"
         await pilot.press("escape", "3")
         assert screen.pane_of(screen.focused) == "metrics"
+
+
+async def test_bad_values_in_the_metrics_are_skipped_and_the_pane_carries_on(
+    ssh_host: HostProfile, tmp_path: Path
+) -> None:
+    good = json.loads(step_line(1, 10).to_json())
+    bad = [{**good, **values} for values in (
+        {"step": "2"}, {"loss": "1.5"}, {"time": math.inf}, {"eta": math.nan},
+        {"step": math.nan}, {"total_steps": [10]}, {"step": 10**400}, {"elapsed": 10**400},
+    )]
+    diverged = progress("step", 2, 10, loss=math.nan, lr=1e-3)  # kept: the pane shows nan
+    hostile = progress("preempted", 2, 10, reason="\x1b]52;c;cHduZWQ=\x07\x9b2J")
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_bytes(b"".join([
+        json.dumps(good).encode() + b"\n",
+        *(json.dumps(line).encode() + b"\n" for line in bad),
+        b"\xff\xfe not utf-8\n",
+        diverged.to_json().encode() + b"\n",
+        hostile.to_json().encode() + b"\n",
+    ]))
+    await launch(ssh_host, f'cp {metrics} "$GPUTUI_JOB_DIR/metrics.jsonl"', "hostile")
+    app = GputuiApp(start_host="gpu1")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: following(app) and pane(app).metrics.preempted)
+        await until(pilot, lambda: "preempted" in stats(app))
+        shown = stats(app)
+        assert "2/10 20%" in shown and "nan" in shown and "\\x1b]52;c;" in shown
+        assert not any(c in shown for c in "\x1b\x07\x9b")
+        assert pane(app).metrics.skipped == len(bad) + 1
+        assert [p.step for p in pane(app).metrics.steps] == [1, 2]

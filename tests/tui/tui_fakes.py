@@ -59,6 +59,8 @@ class FakeKey:
     host: str
     key_type: str
     fingerprint: str
+    ca_key_type: str = ""
+    ca_fingerprint: str = ""
 
 
 @dataclass

@@ -6,20 +6,24 @@ One shell round trip (``PROBE_SCRIPT``) reads every job; the state rules live in
 from __future__ import annotations
 
 import os
-import re
 import shlex
 
 from trainers.jobdir import JOBS_DIR, LOG
 from transfer.errors import GputuiError
-from transfer.jobs.state import HostFacts, JobStatus, derive_all, derive_status, parse_probe
+from transfer.jobs.state import (
+    HostFacts,
+    JobStatus,
+    derive_all,
+    derive_status,
+    is_job_id,
+    parse_probe,
+)
 from transfer.jobs.wrapper import PROBE_SCRIPT
 from transfer.link import Link
 
 #: Where jobs live on a host, relative to the login home unless absolute. The idle watchdog reads
 #: the default place; the variable exists for a shared account and for tests.
 JOBS_ROOT_ENV = "GPUTUI_HOST_JOBS_DIR"
-
-JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class JobNotFound(GputuiError):
@@ -80,7 +84,12 @@ class HostJobs:
         raise JobNotFound(f"no job {job_id!r} on {self.host_name}")
 
     async def resolve(self, ref: str) -> JobStatus:
-        """The job that ``ref`` names: its id, its name (the newest such), or a unique id prefix."""
+        """The job that ``ref`` names: its id, its name (the newest such), or a unique id prefix.
+
+        An empty ``ref`` names no job (as a prefix it would name every one).
+        """
+        if not ref:
+            raise JobNotFound("the job reference is empty: give a job id, name or id prefix")
         jobs = await self.list()
         for job in jobs:
             if job.id == ref:
@@ -99,5 +108,5 @@ class HostJobs:
 
 def check_job_id(job_id: str) -> None:
     """Job ids are made by gputui; anything else never reaches a host command line."""
-    if not JOB_ID_PATTERN.match(job_id):
+    if not is_job_id(job_id):
         raise JobNotFound(f"{job_id!r} is not a job id")

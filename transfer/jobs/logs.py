@@ -24,6 +24,11 @@ from transfer.link import LinkFile
 CHUNK = 256 * 1024
 #: A line longer than this is handed out in pieces rather than held back without limit.
 MAX_LINE = 1024 * 1024
+#: ``--tail`` reads at most this much of the end of a log, however long its lines are.
+TAIL_WINDOW = 16 * 1024 * 1024
+#: What a line that began before the tail window starts with.
+CUT_MARK = "…"
+_UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
 #: Unfinished progress-bar redraws beyond this are dropped (only the last state matters).
 MAX_REDRAWS = 64 * 1024
 #: How often an idle follower looks for new output, and for the end of the job.
@@ -114,24 +119,41 @@ def decode_lines(data: bytes) -> list[str]:
 
 
 async def tail_lines(jobs: HostJobs, job_id: str, count: int) -> LogLines:
-    """The last ``count`` complete lines and the offset to follow on from."""
+    """The last ``count`` complete lines and the offset to follow on from.
+
+    Only the last ``TAIL_WINDOW`` bytes are read, whatever the line lengths: a log of one
+    endless line costs one window, and that line shows as its last ``MAX_LINE`` bytes after
+    ``CUT_MARK``.
+    """
     path = await jobs.log_path(job_id)
     try:
         size = (await jobs.link.stat(path)).size
     except FileNotFoundError:
         return LogLines(lines=[], offset=0)
-    start, data = size, b""
+    start, newlines = size, 0
+    chunks: list[bytes] = []
     async with await jobs.link.open(path, "rb") as f:
-        while start > 0 and data.count(b"\n") <= count:
-            step = min(CHUNK, start)
+        while start > 0 and newlines <= count and size - start < TAIL_WINDOW:
+            step = min(CHUNK, start, TAIL_WINDOW - (size - start))
             start -= step
-            data = await f.read(step, start) + data
+            chunk = (await f.read(step, start))[:step]
+            if len(chunk) < step:  # the log was cut short meanwhile: follow it from here
+                return LogLines(lines=[], offset=start)
+            chunks.append(chunk)
+            newlines += chunk.count(b"\n")
+    data = b"".join(reversed(chunks))
     cut = data.rfind(b"\n")
     if cut < 0:
-        return _tail_result([], start, data)
+        if start == 0:
+            return _tail_result([], 0, data)
+        # One line longer than the window: its end, marked as cut, and follow on after it.
+        end = data[-MAX_LINE:].lstrip(_UTF8_CONTINUATION)
+        line = CUT_MARK + collapse_cr(end.decode("utf-8", "replace"))
+        return LogLines(lines=[line] if count > 0 else [], offset=size)
     lines = decode_lines(data[:cut])
     if start > 0:
-        lines = lines[1:]  # the first line of the window may be cut short
+        first = data.find(b"\n")  # the first line of the window began before it
+        lines[0] = CUT_MARK + decode_lines(data[:first].lstrip(_UTF8_CONTINUATION))[0]
     return _tail_result(lines[-count:] if count > 0 else [], start + cut + 1, data[cut + 1 :])
 
 

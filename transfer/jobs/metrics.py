@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import AsyncGenerator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from trainers.jobdir import METRICS_LINK
 from trainers.metrics import ProgressLine, dedupe_steps
@@ -26,6 +26,16 @@ from transfer.telemetry.cost import JobCost, job_cost
 POLL_S = 1.0
 #: Points of the curve kept in memory; beyond this the curve is thinned to half its points.
 MAX_POINTS = 4096
+#: The largest count (step, tokens…) a progress line may hold: any float still holds it exactly.
+MAX_COUNT = 2**53
+
+#: What each field of a progress line must hold; a line with anything else is skipped. Losses
+#: and the gradient norm may be NaN or infinite (a diverging run says so); other numbers may not.
+_COUNTS = ("v", "resume_idx", "step", "total_steps", "tokens_seen", "size_bytes")
+_FINITE = ("time", "elapsed", "lr", "tok_s", "eta", "seconds")
+_MEASURED = ("loss", "grad_norm", "eval_loss")
+_TEXTS = ("run_id", "path", "reason")
+_OPTIONAL = {f.name for f in fields(ProgressLine) if f.default is None}
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,52 @@ def parse_lines(texts: Iterable[str]) -> tuple[list[ProgressLine], int]:
         if not text.strip():
             continue
         try:
-            parsed.append(ProgressLine.from_json(text))
-        except (ValueError, TypeError):
+            line = ProgressLine.from_json(text)
+        except (ValueError, TypeError, RecursionError):
+            skipped += 1
+            continue
+        if well_formed(line):
+            parsed.append(line)
+        else:
             skipped += 1
     return parsed, skipped
+
+
+def well_formed(line: ProgressLine) -> bool:
+    """Whether every field holds what its kind allows: the host wrote the file, and one string
+    where a count goes, or an infinite ETA, must not reach the curve or the pane."""
+    for name, allowed in (
+        *((name, _count) for name in _COUNTS),
+        *((name, _finite) for name in _FINITE),
+        *((name, _number) for name in _MEASURED),
+        *((name, _text) for name in _TEXTS),
+    ):
+        value = getattr(line, name)
+        if not (allowed(value) or (value is None and name in _OPTIONAL)):
+            return False
+    return True
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_COUNT
+
+
+def _number(value: object) -> bool:
+    if type(value) not in (int, float):
+        return False
+    try:
+        float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        return False
+    return True
+
+
+def _finite(value: object) -> bool:
+    return _number(value) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
 
 
 async def follow_metrics(
@@ -94,10 +146,6 @@ async def follow_metrics(
                     yield MetricsLines(lines=lines, offset=event.offset, skipped=skipped)
             else:
                 yield event
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 @dataclass(frozen=True)

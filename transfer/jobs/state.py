@@ -9,6 +9,8 @@ process is gone, and without an exit code that makes the job lost.
 from __future__ import annotations
 
 import json
+import math
+import re
 import signal
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,6 +19,22 @@ from typing import Any
 from trainers.jobdir import STARTING_GRACE_S, PidRecord
 
 FORMAT_VERSION = 1
+
+#: What ``transfer.jobs.launch.new_job_id`` makes: a job folder on the host with any other name
+#: was not made by gputui and is ignored (it never reaches a terminal or a host command line).
+JOB_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def is_job_id(text: str) -> bool:
+    """Whether gputui made this name (only such names reach a screen or a host command)."""
+    return JOB_ID_PATTERN.fullmatch(text) is not None
+
+
+def _without_surrogates(text: str) -> str:
+    """``text`` that can be written out: JSON may carry lone surrogates (``"\\udc80"``)."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 class JobState(str, Enum):
@@ -59,15 +77,21 @@ class JobMeta:
     def from_json(cls, job_id: str, data: dict[str, Any]) -> JobMeta:
         def text(key: str, default: str = "") -> str:
             value = data.get(key, default)
-            return value if isinstance(value, str) else default
+            return _without_surrogates(value) if isinstance(value, str) else default
 
         def optional(key: str) -> str | None:
             value = data.get(key)
-            return value if isinstance(value, str) else None
+            return _without_surrogates(value) if isinstance(value, str) else None
 
         def number(key: str) -> float:
             value = data.get(key)
-            return float(value) if isinstance(value, (int, float)) else 0.0
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                return 0.0
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                return 0.0
+            return number if math.isfinite(number) else 0.0
 
         return cls(
             id=job_id,
@@ -182,11 +206,16 @@ class JobStatus:
 
 
 def parse_probe(text: str) -> HostFacts:
-    """Read the ``key value`` lines that ``PROBE_SCRIPT`` prints."""
+    """Read the ``key value`` lines that ``PROBE_SCRIPT`` prints.
+
+    A job folder whose name is not a job id (the host made it, not gputui) is left out, with
+    every line about it.
+    """
     boot_id = "unknown"
     now = 0.0
     jobs: list[JobFacts] = []
     current: dict[str, Any] | None = None
+    skipping = False
 
     def close() -> None:
         if current is not None and "meta" in current:
@@ -196,7 +225,10 @@ def parse_probe(text: str) -> HostFacts:
         key, _, value = line.partition(" ")
         if key == "@job":
             close()
-            current = {"job_id": value}
+            skipping = not is_job_id(value)
+            current = None if skipping else {"job_id": value}
+        elif skipping:
+            continue
         elif current is None:
             if key == "boot":
                 boot_id = value.strip()

@@ -56,6 +56,7 @@ class Context:
     small_file_limit: int = SMALL_FILE_LIMIT
     file_streams: int = FILE_STREAMS
     batch_streams: int = BATCH_STREAMS
+    mode_mask: int = 0o7777  # the source mode bits the destination keeps
 
     @property
     def host(self) -> str:
@@ -106,8 +107,12 @@ def scripts_for(prefix: str, command: str, paths: list[str]) -> list[str]:
     return scripts
 
 
+def clamp_mtime(mtime: int) -> int:
+    """An mtime every filesystem and ``touch`` takes: years 1900 … 9999."""
+    return min(max(mtime, -2208988800), 253402300799)
+
+
 def touch_stamp(mtime: int) -> str:
     """``touch -t`` form (``CCYYMMDDhhmm.SS``, read as UTC with ``TZ=UTC0``)."""
-    clamped = min(max(mtime, -2208988800), 253402300799)  # years 1900 … 9999
-    return time.strftime("%Y%m%d%H%M.%S", time.gmtime(clamped))
+    return time.strftime("%Y%m%d%H%M.%S", time.gmtime(clamp_mtime(mtime)))
 

@@ -28,9 +28,11 @@ from transfer.sync.context import (
     Context,
     Totals,
 )
+from transfer.sync.destination import pull_mode_mask
 from transfer.sync.errors import SyncUsageError, TransferInterrupted, failure_from_stderr
 from transfer.sync.events import (
     Direction,
+    FileProblem,
     Finished,
     Mismatch,
     PhaseChanged,
@@ -245,14 +247,21 @@ class Sync:
 
         self._phase("planning")
         protected = _protected(layout.destination) if not layout.single else frozenset()
+        mode_mask = pull_mode_mask() if request.direction == "pull" else 0o7777
         plan = make_plan(
             layout.source, layout.destination, delete=request.delete and not layout.single,
-            protected=protected,
+            protected=protected, mode_mask=mode_mask,
         )
         summary = plan.summary()
         self._plan_summary = summary
         self._skipped = (summary.files_to_skip, summary.bytes_to_skip)
         self._emit(PlanReady(summary))
+        for rel, reason in plan.conflicts:
+            conflict = FileProblem(rel, reason)
+            if conflict not in self.totals.problems:  # a retried attempt finds it again
+                self.totals.problems.append(conflict)
+                if not request.dry_run:  # a dry run lists them in its plan
+                    self._emit(conflict)
         if request.dry_run:
             return source_label, dest_label
 
@@ -270,6 +279,7 @@ class Sync:
             small_file_limit=request.small_file_limit,
             file_streams=request.file_streams,
             batch_streams=request.batch_streams,
+            mode_mask=mode_mask,
         )
         executor: PushExecutor | PullExecutor = (
             PushExecutor(ctx) if request.direction == "push" else PullExecutor(ctx)
@@ -366,6 +376,7 @@ class Sync:
         tools = source.tools
         source = await self._remote_scan(ScanTarget(folder, (fnmatch_escape(name),)))
         source.tools = tools
+        source.entries = {rel: e for rel, e in source.entries.items() if rel == name}
         into_folder = request.local.endswith("/") or os.path.isdir(local)
         if into_folder:
             local_dir, local_name = local, name
@@ -403,7 +414,10 @@ class Sync:
             newline = output.find(b"\n", at)
             if newline < 0:
                 break
-            size = int(output[at:newline].strip() or 0)
+            try:
+                size = int(output[at:newline].strip() or 0)
+            except ValueError:
+                break  # not what wc printed: the rest is not read
             text = output[newline + 1 : newline + 1 + size]
             at = newline + 1 + size
             folder = rel.rpartition("/")[0]

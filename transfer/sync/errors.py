@@ -17,6 +17,15 @@ class TransferInterrupted(LinkLost):
     """The connection dropped and retries ran out; the same command resumes."""
 
 
+class UnsafeHostData(GputuiError):
+    """A host sent a path or a tar member that could reach outside the destination or change
+    its meaning (``..``, an absolute path, another type than listed): the sync is refused."""
+
+
+class LinkInTheWay(GputuiError):
+    """A link (or a file) sits where a pull needs a folder on this machine: never followed."""
+
+
 class SyncUsageError(GputuiError):
     """Source or destination that cannot be synced as asked (missing source, file onto folder)."""
 

@@ -25,6 +25,8 @@ class PlanSummary:
     resumable_bytes: int = 0
     send: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    replace: list[str] = field(default_factory=list)  # entries of another kind that make way
+    conflicts: list[str] = field(default_factory=list)  # left as they are (see the problems)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class SyncResult:
                 "resumable_bytes": self.plan.resumable_bytes,
                 "send": list(self.plan.send),
                 "delete": list(self.plan.delete),
+                "replace": list(self.plan.replace),
+                "conflicts": list(self.plan.conflicts),
             },
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,10 +17,14 @@ Kind = Literal["f", "d", "l"]
 
 PART_SUFFIX = ".part"
 STAGE_PREFIX = ".gputui-stage."
-# Temp files: `.<name>.<12 hex>.part` next to the final file; batch stages: a folder at the root.
-PART_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<id>[0-9a-f]{12})\.part$", re.DOTALL)
+# Temp files: `.<name>.<12 hex version>.<16 hex random>.part` next to the final file (see
+# part_name); batch stages of a push: a folder at the root of the host's destination.
+PART_NAME = re.compile(
+    r"^\.(?P<name>.+)\.(?P<id>[0-9a-f]{12})\.(?P<token>[0-9a-f]{16})\.part$", re.DOTALL
+)
+_TOKEN_TAIL = 1 + 16 + len(PART_SUFFIX)  # ".<token>.part"
 STAGE_NAME = re.compile(r"^\.gputui-stage\.[0-9a-f]{12}\.part$")
-MAX_NAME_IN_PART = 200  # keeps `.<name>.<id>.part` under the usual 255-byte name limit
+MAX_NAME_IN_PART = 200  # keeps `.<name>.<id>.<token>.part` under the usual 255-byte limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +81,32 @@ class Manifest:
 
 
 def part_name(rel: str, entry: Entry) -> str:
-    """The temp path for ``rel``: the same folder, a name that also says which version it holds.
+    """A new temp path for ``rel``: the same folder, a name that says which version it holds,
+    then a random token.
 
     Binding the source size and mtime into the name makes a leftover from an older version of
-    the file stale (deleted), never resumed.
+    the file stale (deleted), never resumed. The token makes the name unpredictable: nobody can
+    plant a link at it beforehand, and a file of the person's that merely looks like a temp
+    file (``x.part``, ``.x.<12 hex>.part``) does not match the pattern and is left alone.
     """
+    return f"{part_prefix(rel, entry)}.{secrets.token_hex(8)}{PART_SUFFIX}"
+
+
+def part_prefix(rel: str, entry: Entry) -> str:
+    """What every temp path of this version of ``rel`` starts with (all but the token)."""
     folder, _, name = rel.rpartition("/")
     raw = os.fsencode(name)
     digest = hashlib.sha1(
         raw + b"\0" + str(entry.size).encode() + b"\0" + str(entry.mtime).encode()
     ).hexdigest()[:12]
     short = os.fsdecode(raw[:MAX_NAME_IN_PART]) if len(raw) > MAX_NAME_IN_PART else name
-    temp = f".{short}.{digest}{PART_SUFFIX}"
+    temp = f".{short}.{digest}"
     return f"{folder}/{temp}" if folder else temp
+
+
+def prefix_of_part(part: str) -> str:
+    """The :func:`part_prefix` of a temp path that :func:`part_name` made."""
+    return part[:-_TOKEN_TAIL]
 
 
 def stage_name(token: str) -> str:
@@ -96,7 +114,11 @@ def stage_name(token: str) -> str:
 
 
 def is_safe_relative(rel: str) -> bool:
-    """A path that stays inside the root: no absolute path, no ``..``, no empty part, no NUL."""
-    if not rel or rel.startswith("/") or "\0" in rel:
+    """A path that stays inside the root: no absolute path, no ``..`` or ``.``, no empty part,
+    no NUL. (Called for every entry of a host's listing: kept to a few string operations.)"""
+    if not rel or rel[0] == "/" or rel[-1] == "/" or "//" in rel or "\0" in rel:
         return False
-    return all(part not in ("", ".", "..") for part in rel.split("/"))
+    return "." not in rel or _DOT_PART.search(rel) is None
+
+
+_DOT_PART = re.compile(r"(?:^|/)\.\.?(?:/|$)")

@@ -5,53 +5,44 @@ worker thread; each member lands in a ``.part`` file and the whole batch is rena
 once the host's ``tar`` has finished without complaint. Big files stream over a channel each
 (``cat``, or ``tail -c +N`` to resume) into a ``.part``; the host copy is re-checked after the
 last byte, and only then are mode and mtime set and the ``.part`` renamed.
+
+Nothing the host sends is trusted: a tar member must be a name asked for, of the type the
+listing announced; every write goes through ``LocalTree`` (folder descriptors, no link
+followed, new ``.part`` files under random names) and modes are masked (``pull_mode_mask``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import re
 import shlex
-import shutil
 import tarfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from transfer.errors import GputuiError, RemoteFileNotFound
-from transfer.sync.context import CHANGED_RETRIES, Context, dot
-from transfer.sync.errors import NoSpaceLeft, PermissionDeniedError, failure_from_stderr
-from transfer.sync.manifest import PART_NAME, Entry, is_safe_relative, part_name
+from transfer.errors import GputuiError
+from transfer.sync.context import CHANGED_RETRIES, Context
+from transfer.sync.destination import (
+    IN_THE_WAY,
+    LocalTree,
+    discard_quietly,
+    finish_file,
+    writing,
+)
+from transfer.sync.errors import UnsafeHostData, failure_from_stderr
+from transfer.sync.manifest import Entry, is_safe_relative
 from transfer.sync.plan import SyncPlan
+from transfer.sync.pull_stream import WRITE_BATCH, FileFetcher, write_all
 from transfer.sync.push import _split, _writable
 from transfer.sync.remote import RemoteProcess
 from transfer.sync.tarstream import QueueReader
 from transfer.sync.tasks import each_concurrently, run_together
-from transfer.sync.verify import choose_hash, hash_local, parse_single_hash, prefix_hash_command
 
-WRITE_BATCH = 4 << 20
-_STAT_LINE = re.compile(rb"^gputui-stat (\d+) (-?\d+)$", re.MULTILINE)
 _CHANGED_LINE = re.compile(rb"^tar: (.*): file changed as we read it$", re.MULTILINE)
-
-
-class _SourceChanged(Exception):
-    pass
-
-
-def local_error(exc: OSError, path: str) -> GputuiError:
-    """An OSError on this machine as the one-line error a person can act on (naming the file
-    a ``.part`` stands for, not the temp name)."""
-    folder, _, name = path.rpartition("/")
-    temp = PART_NAME.match(name)
-    if temp is not None:
-        path = f"{folder}/{temp.group('name')}" if folder else temp.group("name")
-    where = f"local:{path}"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return NoSpaceLeft(f"no space left on {where}")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PermissionDeniedError(f"permission denied on {where}")
-    return GputuiError(f"cannot write {where}: {exc.strerror or exc}")
+_KINDS = {"f": "a file", "l": "a link", "d": "a folder", "other": "a special file"}
+IN_THE_WAY_FOLDER = "the folder in the way is no longer empty; left as it is, nothing stored"
 
 
 @dataclass
@@ -60,7 +51,6 @@ class _Landed:
 
     rel: str
     part: str
-    final: str
     entry: Entry
 
 
@@ -75,61 +65,88 @@ class PullExecutor:
         self.ctx = ctx
         self._cd = f"cd -- {shlex.quote(ctx.remote_root)} && "
         self._dest_names = {source: dest for dest, source in ctx.source_names.items()}
+        self.tree = LocalTree(ctx.local_root)
+        self._files = FileFetcher(ctx, self.tree, self._cd)
 
     def _where(self, rel: str = "") -> str:
         return f"{self.ctx.host}:{self.ctx.remote_path(rel) if rel else self.ctx.remote_root}"
 
+    @contextlib.asynccontextmanager
+    async def _opened(self) -> AsyncIterator[None]:
+        with writing(self.tree, ""):
+            await asyncio.to_thread(self.tree.open)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.tree.close)
+
     async def execute(self, plan: SyncPlan, *, root_exists: bool = True) -> None:
-        await asyncio.to_thread(self._prepare, plan)
-        self.ctx.totals.deleted += plan.extraneous
-        await self._transfer(plan.files, plan.links, plan.resume)
-        if "tar" not in self.ctx.tools and plan.links:
-            await asyncio.to_thread(self._make_links, plan.links)
-        locked = [(r, m) for r, m in plan.mkdirs + plan.chmods if not _writable(m)]
-        if locked:
-            await asyncio.to_thread(self._chmod_all, locked)
+        self._files.resume_parts = plan.resume_parts
+        async with self._opened():
+            blocked = await asyncio.to_thread(self._prepare, plan)
+            for rel in blocked:
+                self.ctx.problem(rel, IN_THE_WAY_FOLDER)
+            files = [(r, e) for r, e in plan.files if r not in blocked]
+            links = [(r, e) for r, e in plan.links if r not in blocked]
+            self.ctx.totals.deleted += plan.extraneous
+            await self._transfer(files, links, plan.resume)
+            if "tar" not in self.ctx.tools and links:
+                self._report(await asyncio.to_thread(self._make_links, links))
+            locked = [(r, m) for r, m in plan.mkdirs + plan.chmods if not _writable(m)]
+            if locked:
+                await asyncio.to_thread(self._set_modes, locked)
 
     async def resend(self, files: list[tuple[str, Entry]]) -> None:
         """Fetch these again whatever the quick check says (after a --verify mismatch)."""
-        await self._transfer(files, [], {})
+        async with self._opened():
+            await self._transfer(files, [], {})
 
-    def _prepare(self, plan: SyncPlan) -> None:
-        root = self.ctx.local_root
-        try:
-            os.makedirs(root, exist_ok=True)
-            for rel in plan.cleanup + plan.delete:
-                path = self.ctx.local_path(rel)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-            for rel, mode in plan.mkdirs:
-                path = self.ctx.local_path(rel)
-                os.makedirs(path, exist_ok=True)
-                os.chmod(path, mode | 0o300)
-        except OSError as exc:
-            raise local_error(exc, exc.filename or root) from None
-        self._chmod_all([(r, m) for r, m in plan.chmods if _writable(m)])
+    def _report(self, blocked: list[str]) -> None:
+        for rel in blocked:
+            self.ctx.problem(rel, IN_THE_WAY)
 
-    def _make_links(self, links: list[tuple[str, Entry]]) -> None:
+    def _prepare(self, plan: SyncPlan) -> set[str]:
+        """Removals, then folders and modes (worker thread); returns the empty folders that
+        were to make way but hold something by now. (A folder named like a push's stage is
+        the person's own here: a pull never makes one.)"""
+        tree = self.tree
+        for rel in plan.cleanup:
+            with writing(tree, rel):
+                tree.remove_temp(rel)
+        for rel in plan.delete:
+            with writing(tree, rel):
+                tree.remove(rel)
+        blocked = set()
+        for rel in plan.rmdirs:
+            with writing(tree, rel):
+                if not tree.remove_empty_folder(rel):
+                    blocked.add(rel)
+        tree.forget_folders()
+        for rel, mode in plan.mkdirs:
+            with writing(tree, rel):
+                tree.make_folder(rel, mode if _writable(mode) else mode | 0o300)
+        self._set_modes([(r, m) for r, m in plan.chmods if _writable(m)])
+        return blocked
+
+    def _make_links(self, links: list[tuple[str, Entry]]) -> list[str]:
         """Without tar on the host, links are made here from what the listing said."""
+        blocked = []
         for rel, entry in links:
-            part = self.ctx.local_path(part_name(rel, entry))
-            try:
-                _unlink_quietly(part)
-                os.symlink(entry.target, part)
-                _place(part, self.ctx.local_path(rel), entry)
-            except OSError as exc:
-                raise local_error(exc, self.ctx.local_path(rel)) from None
-        self.ctx.totals.files_sent += len(links)
+            with writing(self.tree, rel):
+                part = self.tree.new_link(rel, entry, entry.target)
+                try:
+                    self.tree.place(part, rel)
+                except IsADirectoryError:
+                    self.tree.discard(part)
+                    blocked.append(rel)
+                    continue
+            self.ctx.totals.files_sent += 1
+        return blocked
 
-    def _chmod_all(self, items: list[tuple[str, int]]) -> None:
-        try:
-            for rel, mode in items:
-                os.chmod(self.ctx.local_path(rel), mode, follow_symlinks=False)
-        except OSError as exc:
-            raise local_error(exc, exc.filename or self.ctx.local_root) from None
+    def _set_modes(self, items: list[tuple[str, int]]) -> None:
+        for rel, mode in items:
+            with writing(self.tree, rel):
+                self.tree.set_mode(rel, mode)
 
     async def _transfer(
         self,
@@ -144,7 +161,7 @@ class PullExecutor:
                 each_concurrently(
                     big,
                     self.ctx.file_streams,
-                    lambda item: self._fetch_file(item[0], item[1], resume.get(item[0], 0)),
+                    lambda item: self._files.fetch(item[0], item[1], resume.get(item[0], 0)),
                 ),
             ]
         )
@@ -197,24 +214,23 @@ class PullExecutor:
                 process.abort()
                 reader.abandon()
                 await asyncio.gather(unpacking, return_exceptions=True)
-                await asyncio.to_thread(_discard, state.landed)
+                await asyncio.to_thread(self._discard, state.landed)
         changed_names = {
             self._dest_names.get(name, name)
             for name in (_strip_dot(os.fsdecode(m)) for m in _CHANGED_LINE.findall(stderr))
         }
         if status not in (0, 1) or (status == 1 and not changed_names):
-            await asyncio.to_thread(_discard, state.landed)
+            await asyncio.to_thread(self._discard, state.landed)
             raise failure_from_stderr(stderr, self._where(), "packing files")
         keep = [landed for landed in state.landed if landed.rel not in changed_names]
         drop = [landed for landed in state.landed if landed.rel in changed_names]
-        await asyncio.to_thread(_discard, drop)
-        try:
-            await asyncio.to_thread(_place_all, keep)
-        except OSError as exc:
-            raise local_error(exc, exc.filename or ctx.local_root) from None
-        ctx.totals.files_sent += len(keep)
-        ctx.totals.bytes_sent += sum(landed.entry.size for landed in keep)
-        ctx.progress.files_done += len(keep)
+        await asyncio.to_thread(self._discard, drop)
+        blocked = await asyncio.to_thread(self._place_all, keep)
+        self._report(blocked)
+        placed = [landed for landed in keep if landed.rel not in blocked]
+        ctx.totals.files_sent += len(placed)
+        ctx.totals.bytes_sent += sum(landed.entry.size for landed in placed)
+        ctx.progress.files_done += len(placed)
         got = {landed.rel for landed in state.landed}
         for rel in state.expected:
             if rel not in got:
@@ -227,8 +243,6 @@ class PullExecutor:
             with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as archive:  # type: ignore[call-overload]
                 for info in archive:
                     self._unpack_member(archive, info, state)
-        except OSError as exc:
-            raise local_error(exc, exc.filename or self.ctx.local_root) from None
         except tarfile.TarError as exc:
             raise GputuiError(f"the file stream from {self.ctx.host} broke off: {exc}") from None
         finally:
@@ -237,162 +251,52 @@ class PullExecutor:
     def _unpack_member(
         self, archive: tarfile.TarFile, info: tarfile.TarInfo, state: _BatchState
     ) -> None:
+        host = self.ctx.host
         rel = _strip_dot(info.name)
         rel = self._dest_names.get(rel, rel)
         planned = state.expected.get(rel)
         if planned is None or not is_safe_relative(rel):
-            raise GputuiError(f"{self.ctx.host} sent a file that was not asked for: {rel!r}")
-        entry = Entry(
-            "l" if info.issym() else "f",
-            info.size if info.isreg() else 0,
-            int(info.mtime),
-            info.mode & 0o7777,
-            info.linkname if info.issym() else "",
-        )
-        final = self.ctx.local_path(rel)
-        part = self.ctx.local_path(part_name(rel, entry))
-        if info.issym():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(part)
-            os.symlink(info.linkname, part)
-        elif info.isreg():
-            source = archive.extractfile(info)
-            assert source is not None
-            with open(part, "wb") as out:
-                while chunk := source.read(WRITE_BATCH):
-                    out.write(chunk)
-        else:
-            return
-        state.landed.append(_Landed(rel, part, final, entry))
-
-    async def _fetch_file(self, rel: str, entry: Entry, resume_size: int) -> None:
-        ctx = self.ctx
-        for _attempt in range(CHANGED_RETRIES + 1):
-            part = ctx.local_path(part_name(rel, entry))
-            offset = await self._resume_offset(rel, entry, part, resume_size)
-            try:
-                await self._stream(rel, entry, part, offset)
-            except _SourceChanged:
-                ctx.totals.changed.append(rel)
-                await asyncio.to_thread(_unlink_quietly, part)
-                try:
-                    now = await ctx.link.stat(
-                        ctx.remote_path(ctx.source_rel(rel)), follow_symlinks=False
-                    )
-                except RemoteFileNotFound:
-                    ctx.problem(rel, "vanished on the host before it could be fetched")
-                    return
-                entry = Entry("f", now.size, int(now.mtime), now.mode & 0o7777)
-                resume_size = 0
-                continue
-            try:
-                await asyncio.to_thread(_place, part, ctx.local_path(rel), entry)
-            except OSError as exc:
-                raise local_error(exc, ctx.local_path(rel)) from None
-            ctx.totals.files_sent += 1
-            ctx.totals.bytes_sent += entry.size - offset
-            ctx.totals.resumed_bytes += offset
-            ctx.progress.finish_file(None)
-            return
-        ctx.problem(rel, "kept changing while being sent; not stored")
-
-    async def _resume_offset(self, rel: str, entry: Entry, part: str, size: int) -> int:
-        if size <= 0 or size > entry.size:
-            return 0
-        ctx = self.ctx
-        name = choose_hash(ctx.tools)
-        try:
-            command = prefix_hash_command(
-                ctx.remote_path(ctx.source_rel(rel)), size, name, ctx.tools, ctx.host
+            raise UnsafeHostData(f"{host} sent a file that was not asked for: {rel!r}")
+        if info.islnk():
+            return  # a hard link to an earlier member: reported as not fetched
+        kind = "l" if info.issym() else "f" if info.isreg() else "other"
+        if kind != planned.kind:
+            raise UnsafeHostData(
+                f"{host} sent {rel!r} as {_KINDS[kind]} where its listing had "
+                f"{_KINDS[planned.kind]}; refused"
             )
-        except GputuiError:
-            return 0
-        remote, local = await asyncio.gather(
-            ctx.shell.run(command, doing="checking a partial file"),
-            asyncio.to_thread(hash_local, part, name, size),
-        )
-        status, output, _ = remote
-        if status != 0 or parse_single_hash(output) != local:
-            return 0
-        return size
-
-    async def _stream(self, rel: str, entry: Entry, part: str, offset: int) -> None:
-        ctx = self.ctx
-        reader = f"tail -c +{offset + 1}" if offset else "cat"
-        source = dot(ctx.source_rel(rel))
-        # The host copy is re-checked after the last byte, in the same command (on stderr).
-        script = (
-            f"{self._cd}{reader} -- {source} && printf 'gputui-stat %s\\n' "
-            f"\"$(stat -c '%s %Y' -- {source} 2>/dev/null || stat -f '%z %m' -- {source})\" >&2"
-        )
-        process = await ctx.shell.start(script, doing=f"fetching {rel}")
-        token = ctx.progress.start_file(rel, entry.size, done=offset)
-        try:
+        entry = Entry(kind, info.size if kind == "f" else 0, int(info.mtime), info.mode & 0o7777)
+        with writing(self.tree, rel):
+            if kind == "l":
+                part = self.tree.new_link(rel, entry, info.linkname)
+                state.landed.append(_Landed(rel, part, entry))
+                return
+            part, fd = self.tree.new_part(rel, entry)
+            state.landed.append(_Landed(rel, part, entry))  # discarded if the batch fails
             try:
-                fd = await asyncio.to_thread(_open_part, part, offset)
-            except OSError as exc:
-                raise local_error(exc, part) from None
-            try:
-                received = await self._drain_into(process, fd, token)
+                source = archive.extractfile(info)
+                assert source is not None
+                while chunk := source.read(WRITE_BATCH):
+                    write_all(fd, [chunk])
+                finish_file(fd, entry.mode & self.ctx.mode_mask, entry.mtime)
             finally:
                 os.close(fd)
-            status, stderr = await process.finish()
-        except BaseException:
-            process.abort()
-            raise
-        finally:
-            ctx.progress.drop_file(token)
-        if status != 0:
-            if b"No such file" in stderr:
-                raise _SourceChanged(rel)
-            raise failure_from_stderr(stderr, self._where(rel), "reading")
-        if offset + received != entry.size:
-            raise _SourceChanged(rel)
-        found = _STAT_LINE.search(stderr)
-        if found is not None:
-            size, mtime = int(found.group(1)), int(found.group(2))
-        else:
-            now = await ctx.link.stat(ctx.remote_path(ctx.source_rel(rel)), follow_symlinks=False)
-            size, mtime = now.size, int(now.mtime)
-        if size != entry.size or mtime != entry.mtime:
-            raise _SourceChanged(rel)
 
-    async def _drain_into(self, process: RemoteProcess, fd: int, token: int) -> int:
-        """Copy stdout into ``fd``: the network read and the disk write overlap."""
-        ctx = self.ctx
-        received = 0
-        # Under --bwlimit every read goes to disk at once: a cut connection then loses little.
-        batch = ctx.chunk_size() if ctx.bucket else WRITE_BATCH
-        writing: asyncio.Future[None] | None = None
-        pending: list[bytes] = []
-        pending_size = 0
-        try:
-            while True:
-                data = await process.read(ctx.shell.receive_window)
-                if data:
-                    await ctx.throttle(len(data))
-                    pending.append(data)
-                    pending_size += len(data)
-                    received += len(data)
-                    ctx.progress.advance(token, len(data))
-                if pending_size >= batch or (not data and pending):
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, pending))
-                    pending, pending_size = [], 0
-                if not data:
-                    break
-            if writing is not None:
-                await writing
-                writing = None
-        except OSError as exc:
-            raise local_error(exc, "the destination") from None
-        finally:
-            if writing is not None:
-                writing.cancel()
-                with contextlib.suppress(BaseException):
-                    await writing
-        return received
+    def _place_all(self, landed: list[_Landed]) -> list[str]:
+        """Rename each ``.part`` onto its name; returns those a folder was in the way of."""
+        blocked = []
+        for item in landed:
+            with writing(self.tree, item.rel):
+                try:
+                    self.tree.place(item.part, item.rel)
+                except IsADirectoryError:
+                    self.tree.discard(item.part)
+                    blocked.append(item.rel)
+        return blocked
+
+    def _discard(self, landed: list[_Landed]) -> None:
+        for item in landed:
+            discard_quietly(self.tree, item.part)
 
 
 async def _feed_names(process: RemoteProcess, names: bytes) -> None:
@@ -402,58 +306,3 @@ async def _feed_names(process: RemoteProcess, names: bytes) -> None:
 
 def _strip_dot(name: str) -> str:
     return name[2:] if name.startswith("./") else name
-
-
-def _open_part(path: str, offset: int) -> int:
-    """The ``.part`` to write from ``offset`` on. A fresh file is never truncated: ext4 flushes
-    a file truncated to zero and rewritten when it is closed, which costs a second per GiB."""
-    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    if offset == 0:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        flags |= os.O_EXCL
-    fd = os.open(path, flags, 0o600)
-    if offset and os.fstat(fd).st_size != offset:
-        os.ftruncate(fd, offset)
-    os.lseek(fd, offset, os.SEEK_SET)
-    return fd
-
-
-def _write_all(fd: int, chunks: list[bytes]) -> None:
-    """``writev`` the chunks, continuing after a short write."""
-    views = [memoryview(c) for c in chunks]
-    while views:
-        written = os.writev(fd, views[:1024])
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if views and written:
-            views[0] = views[0][written:]
-
-
-def _place(part: str, final: str, entry: Entry) -> None:
-    """Mode and mtime on the ``.part``, then the atomic rename onto the final name."""
-    if entry.kind == "f":
-        os.chmod(part, entry.mode)
-        ns = entry.mtime * 1_000_000_000
-        os.utime(part, ns=(ns, ns))
-    if os.path.isdir(final) and not os.path.islink(final):
-        shutil.rmtree(final)
-    os.replace(part, final)
-
-
-def _place_all(landed: list[_Landed]) -> None:
-    for item in landed:
-        _place(item.part, item.final, item.entry)
-
-
-def _discard(landed: list[_Landed]) -> None:
-    for item in landed:
-        _unlink_quietly(item.part)
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-

@@ -155,12 +155,14 @@ class PushExecutor:
         root = shlex.quote(ctx.remote_root)
         self._enter = f"mkdir -p -- {root} && cd -- {root} && "
         self._new_dirs: dict[str, int] = {}
+        self._resume_parts: dict[str, str] = {}
 
     def _where(self, rel: str = "") -> str:
         return f"{self.ctx.host}:{self.ctx.remote_path(rel) if rel else self.ctx.remote_root}"
 
     async def execute(self, plan: SyncPlan, *, root_exists: bool = True) -> None:
         self._new_dirs = {rel: _open_mode(mode) for rel, mode in plan.mkdirs}
+        self._resume_parts = plan.resume_parts
         batches, big = _split(self.ctx, plan.files, plan.links, plan.resume)
         links: list[tuple[str, Entry]] = []
         if "tar" not in self.ctx.tools:  # no tar on the host: every file streams on its own
@@ -203,7 +205,8 @@ class PushExecutor:
 
     async def _prepare(self, plan: SyncPlan, lonely: list[str], *, root_exists: bool) -> None:
         """Removals, mode fixes and folders no transfer creates: one script, when needed."""
-        lines = scripts_for("", "rm -rf --", plan.cleanup + plan.delete)
+        lines = scripts_for("", "rm -rf --", plan.cleanup + plan.stages + plan.delete)
+        lines += scripts_for("", "rmdir --", plan.rmdirs)
         lines += [_make_dirs(lonely, self._new_dirs)] if lonely else []
         chmods = [(r, m) for r, m in plan.chmods if _writable(m)]
         if chmods:
@@ -324,7 +327,8 @@ class PushExecutor:
                 return
             if now != entry:
                 entry, resume_size = now, 0
-            part = part_name(rel, entry)
+            part = self._resume_parts.get(rel, "") if resume_size else ""
+            part = part or part_name(rel, entry)
             offset = await self._resume_offset(path, entry, part, resume_size)
             try:
                 await self._stream(rel, path, entry, part, offset, stale)

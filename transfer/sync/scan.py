@@ -15,8 +15,17 @@ import sys
 from dataclasses import dataclass
 
 from transfer.errors import GputuiError, RemoteCommandFailed
+from transfer.sync.errors import UnsafeHostData
 from transfer.sync.excludes import IGNORE_FILES, ExcludeRules
-from transfer.sync.manifest import PART_SUFFIX, STAGE_NAME, STAGE_PREFIX, Entry, Kind, Manifest
+from transfer.sync.manifest import (
+    PART_SUFFIX,
+    STAGE_NAME,
+    STAGE_PREFIX,
+    Entry,
+    Kind,
+    Manifest,
+    is_safe_relative,
+)
 
 SCAN_MAGIC = b"gputui-scan"
 TOOLS = ("xxh128sum", "sha256sum", "python3", "tar")
@@ -115,7 +124,12 @@ def remote_scan_command(target: ScanTarget) -> str:
 
 
 def parse_remote_scan(data: bytes, host: str) -> Manifest:
-    """Records ``<type> <size> <mtime> <mode> <path>\\0<link target>\\0`` after a header."""
+    """Records ``<type> <size> <mtime> <mode> <path>\\0<link target>\\0`` after a header.
+
+    The host is not trusted: a path that would leave the root (absolute, ``..``, an empty
+    part), or one whose folder the listing did not give as a folder before it (a name under a
+    link), refuses the whole listing, as rsync refuses a malicious server.
+    """
     fields = data.split(b"\0")
     if len(fields) < 4 or fields[0] != SCAN_MAGIC:
         raise RemoteCommandFailed(f"{host}: the file listing came back garbled")
@@ -135,28 +149,41 @@ def parse_remote_scan(data: bytes, host: str) -> Manifest:
     for index in range(0, len(records) - 1, 2):
         try:
             code, size, mtime, mode, path = records[index].split(b" ", 4)
+            entry_kind = kinds.get(code)
+            if entry_kind is None or not path:
+                continue
+            seconds, _, fraction = mtime.partition(b".")
+            whole = int(seconds)
+            if whole < 0 and fraction.strip(b"0"):
+                whole -= 1  # floor, as st_mtime_ns // 10**9 is
+            entry = Entry(
+                entry_kind,
+                int(size) if entry_kind == "f" else 0,
+                whole,
+                int(mode, 8) & 0o7777,
+                records[index + 1].decode(encoding, "surrogateescape")
+                if entry_kind == "l"
+                else "",
+            )
         except ValueError:
             raise RemoteCommandFailed(f"{host}: the file listing came back garbled") from None
-        entry_kind = kinds.get(code)
-        if entry_kind is None or not path:
-            continue
-        seconds, _, fraction = mtime.partition(b".")
-        whole = int(seconds)
-        if whole < 0 and fraction.strip(b"0"):
-            whole -= 1  # floor, as st_mtime_ns // 10**9 is
         rel = path.decode(encoding, "surrogateescape")
-        entry = Entry(
-            entry_kind,
-            int(size) if entry_kind == "f" else 0,
-            whole,
-            int(mode, 8) & 0o7777,
-            records[index + 1].decode(encoding, "surrogateescape") if entry_kind == "l" else "",
-        )
+        if not is_safe_relative(rel):
+            raise UnsafeHostData(f"refused the file listing of {host}: unsafe path {rel!r}")
         if rel.endswith(PART_SUFFIX) or rel.startswith(STAGE_PREFIX):
             add(rel, entry)
-        else:
-            entries[rel] = entry
+            continue
+        folder = rel.rpartition("/")[0]
+        if (folder and (entries.get(folder) or _NOT_LISTED).kind != "d") or rel in entries:
+            raise UnsafeHostData(
+                f"refused the file listing of {host}: unsafe path {rel!r} (listed twice, or "
+                "its folder not listed as a folder before it)"
+            )
+        entries[rel] = entry
     return manifest
+
+
+_NOT_LISTED = Entry("f", 0, 0, 0)
 
 
 _KIND_CODES: dict[bytes, Kind] = {b"f": "f", b"d": "d", b"l": "l"}

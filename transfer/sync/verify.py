@@ -54,11 +54,15 @@ def _new_hash(name: HashName) -> Any:
     return hashlib.sha256()
 
 
-def hash_local(path: str, name: HashName, limit: int | None = None) -> str:
-    """Hex digest of the file (or its first ``limit`` bytes). Blocking: call in a thread."""
+def hash_local(path: str | int, name: HashName, limit: int | None = None) -> str:
+    """Hex digest of the file (or its first ``limit`` bytes). Blocking: call in a thread.
+
+    ``path`` may be an open descriptor: read from its start and left open."""
     digest = _new_hash(name)
     left = limit
-    with open(path, "rb", buffering=0) as f:
+    if isinstance(path, int):
+        os.lseek(path, 0, os.SEEK_SET)
+    with open(path, "rb", buffering=0, closefd=not isinstance(path, int)) as f:
         while left is None or left > 0:
             chunk = f.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
             if not chunk:

@@ -2,7 +2,8 @@
 
 Each verb group lives in its own module with a ``register(subparsers)`` function and sets a
 ``handler(args) -> int`` default. Expected failures (GputuiError) end as one line on stderr and
-the error's exit code; anything else is a bug and keeps its traceback.
+the error's exit code, its control characters shown escaped (a message may quote what a host
+sent); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.handler(args))
         return open_app(args)
     except GputuiError as exc:
-        sys.stderr.write(f"gputui: {exc}\n")
+        from tui.cli.common import print_error
+
+        print_error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("gputui: interrupted\n")

@@ -5,7 +5,8 @@
     gputui gpu a100 --json            the same as JSON lines, for scripts
 
 The live form reconnects by itself when the link drops, and says on stderr how old the last
-sample is meanwhile; a host key to check or a refused key ends it with one line.
+sample is meanwhile; a host key to check or a refused key ends it with one line. GPU and process
+names come from the host: the human form shows their control characters escaped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from transfer.errors import GputuiError
 from transfer.hosts import HostStore
 from transfer.telemetry.events import TelemetryError, TelemetrySample, TelemetryStale
 from transfer.telemetry.stream import DEFAULT_INTERVAL_S, TelemetryStream
-from tui.cli.common import UsageError
+from tui.cli.common import UsageError, print_error
+from tui.text import terminal_safe
 
 
 def register(subparsers: Any) -> None:
@@ -61,21 +63,19 @@ async def _follow(stream: TelemetryStream, as_json: bool) -> int:
         if isinstance(event, TelemetrySample):
             _print(event.sample, as_json, live=True)
         elif isinstance(event, TelemetryStale):
-            _note(f"{event.host}: last sample {event.age:.0f} s old: {event.reason}")
+            print_error(f"{event.host}: last sample {event.age:.0f} s old: {event.reason}")
         elif isinstance(event, TelemetryError):
             if event.fatal:
                 raise GputuiError(event.message)
-            _note(f"{event.host}: {event.message}")
+            print_error(f"{event.host}: {event.message}")
     return 0
 
 
 def _print(sample: HostSample, as_json: bool, *, live: bool = False) -> None:
     """A JSON line, or the human summary (followed by a blank line between live samples)."""
-    text = sample.to_json() if as_json else format_human(sample) + ("\n" if live else "")
+    if as_json:
+        text = sample.to_json()
+    else:
+        text = terminal_safe(format_human(sample), keep_layout=True) + ("\n" if live else "")
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def _note(message: str) -> None:
-    sys.stderr.write(f"gputui: {message}\n")
-    sys.stderr.flush()

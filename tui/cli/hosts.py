@@ -6,15 +6,20 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.table import Table
+from rich.text import Text
 
-from transfer.errors import GputuiError, HostKeyChanged, HostNotFound
+from transfer.errors import GputuiError, HostNotFound
 from transfer.hosts import LOCAL, HostProfile, HostStore
 from transfer.paths import known_hosts_file
 from tui.cli.common import UsageError, out, print_json
+from tui.text import terminal_safe
+
+if TYPE_CHECKING:
+    from transfer.probe import ProbeReport
 
 NONE = "—"
 
@@ -96,7 +101,7 @@ def list_hosts(args: argparse.Namespace) -> int:
     for column in ("NAME", "ADDRESS", "PROVIDER", "$/H", "WORKDIR", "TAGS"):
         table.add_column(column, justify="right" if column == "$/H" else "left")
     for host in hosts:
-        table.add_row(
+        cells = (
             host.name,
             host.address,
             host.provider or NONE,
@@ -104,6 +109,7 @@ def list_hosts(args: argparse.Namespace) -> int:
             host.workdir,
             ", ".join(host.tags) or NONE,
         )
+        table.add_row(*(Text(terminal_safe(cell)) for cell in cells))  # "[a]" stays as typed
     out().print(table)
     return 0
 
@@ -114,12 +120,16 @@ def add_host(args: argparse.Namespace) -> int:
     fields = {field: getattr(args, field) for _flag, field, _o, _t in PROFILE_FLAGS}
     data = {key: value for key, value in fields.items() if value is not None}
     host = validated_profile({"name": args.name, **data})
-    store = HostStore()
-    hosts = store.load()
-    if any(h.name == host.name for h in hosts) and not args.replace:
-        raise UsageError(f"a host named {host.name!r} already exists; pass --replace to overwrite")
-    store.upsert(host)
-    out().print(f"added {host.name} ({host.address})")
+
+    def add(hosts: list[HostProfile]) -> list[HostProfile]:
+        if any(h.name == host.name for h in hosts) and not args.replace:
+            raise UsageError(
+                f"a host named {host.name!r} already exists; pass --replace to overwrite"
+            )
+        return [h for h in hosts if h.name != host.name] + [host]
+
+    HostStore().update(add)
+    out().print(f"added {host.name} ({host.address})", markup=False)
     return 0
 
 
@@ -162,19 +172,22 @@ def import_hosts(args: argparse.Namespace) -> int:
             f"not in the ssh config: {', '.join(missing)}; found: {', '.join(by_name) or 'none'}"
         )
     chosen = found if args.all else [by_name[name] for name in dict.fromkeys(args.names)]
-    store = HostStore()
-    hosts = store.load()
-    existing = {host.name for host in hosts}
     imported: list[HostProfile] = []
     skipped: list[str] = []
-    for host in chosen:
-        if host.name == LOCAL or (host.name in existing and not args.replace):
-            skipped.append(host.name)
-            continue
-        hosts = [h for h in hosts if h.name != host.name] + [host]
-        imported.append(host)
-    if imported:
-        store.save(hosts)
+
+    def add_chosen(hosts: list[HostProfile]) -> list[HostProfile]:
+        imported.clear()
+        skipped.clear()
+        existing = {host.name for host in hosts}
+        for host in chosen:
+            if host.name == LOCAL or (host.name in existing and not args.replace):
+                skipped.append(host.name)
+                continue
+            hosts = [h for h in hosts if h.name != host.name] + [host]
+            imported.append(host)
+        return hosts
+
+    HostStore().update(add_chosen)
     if args.json:
         print_json([host.model_dump(mode="json") for host in imported])
     else:
@@ -209,32 +222,40 @@ def test_host(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_table(host: HostProfile, report: Any) -> Table:
+def _report_table(host: HostProfile, report: ProbeReport) -> Table:
+    """Every value the host sent is shown as plain text with its control characters escaped:
+    a GPU named ``[link=…]`` or ``\x1b]52;…`` prints as those characters, on a terminal or not."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("host", f"{host.name} ({host.address})")
-    table.add_row("latency", f"{report.latency_ms:.1f} ms")
-    table.add_row("os", report.os or NONE)
-    table.add_row("python", report.python or "not found")
+
+    def row(label: str, value: str) -> None:
+        table.add_row(label, Text(terminal_safe(value)))
+
+    row("host", f"{host.name} ({host.address})")
+    row("latency", f"{report.latency_ms:.1f} ms")
+    row("os", report.os or NONE)
+    row("python", report.python or "not found")
     for tool in ("tmux", "rsync", "nvidia_smi"):
-        table.add_row(tool.replace("_", "-"), "yes" if getattr(report, tool) else "no")
+        row(tool.replace("_", "-"), "yes" if getattr(report, tool) else "no")
     gpus = [
         f"{gpu.name}"
         + (f", {gpu.memory_mib} MiB" if gpu.memory_mib else "")
         + (f", driver {gpu.driver}" if gpu.driver else "")
         for gpu in report.gpus
     ]
-    table.add_row("gpus", "\n".join(gpus) or "none")
-    table.add_row("workdir", report.workdir)
+    table.add_row("gpus", Text("\n".join(terminal_safe(gpu) for gpu in gpus) or "none"))
+    row("workdir", report.workdir)
     free = report.disk_free_bytes
-    table.add_row("disk free", f"{free / 2**30:.1f} GiB" if free is not None else "N/A")
+    row("disk free", f"{free / 2**30:.1f} GiB" if free is not None else "N/A")
     return table
 
 
 # -- trust -----------------------------------------------------------------------------------
 def trust_host(args: argparse.Namespace) -> int:
-    from transfer.hostkeys import fetch_host_key, key_status, trust_host_key
+    """Show the key (and the CA of its certificate, if any) and store the key itself: a CA that
+    is not trusted yet stays so, trusting one host never trusts every host it signed."""
+    from transfer.hostkeys import fetch_host_key, key_status, refused, trust_host_key
 
     host = HostStore().get(args.name)
     if host.is_local:
@@ -243,15 +264,23 @@ def trust_host(args: argparse.Namespace) -> int:
     status = key_status(host, info)
     console = out()
     if info.host and info.host != host.name:
-        console.print(f"the jump host {info.host} (on the way to {host.name}) presents this key:")
+        console.print(
+            f"the jump host {info.host} (on the way to {host.name}) presents this key:",
+            markup=False,
+        )
     else:
-        console.print(f"{host.name} ({host.address}) presents this host key:")
-    console.print(f"  {info.key_type} {info.fingerprint}")
+        console.print(f"{host.name} ({host.address}) presents this host key:", markup=False)
+    console.print(f"  {info.key_type} {info.fingerprint}", markup=False)
+    if info.ca_fingerprint:
+        console.print(
+            f"  in a certificate signed by the CA {info.ca_key_type} {info.ca_fingerprint}",
+            markup=False,
+        )
     if status == "trusted":
         console.print("already trusted")
         return 0
-    if status == "changed":
-        raise HostKeyChanged(info.host or host.name, info.fingerprint, info.key_type)
+    if status != "unknown":
+        raise refused(host, info)
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError(

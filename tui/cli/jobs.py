@@ -3,6 +3,11 @@
 ``run`` prints only the job id on stdout, so ``JOB=$(gputui run gpu1 -- python train.py)``
 works; what a person reads goes to stderr. ``logs -f`` rides out dropped links without losing
 or repeating a line.
+
+Everything here that a host wrote (job names, log lines, error lines) is printed with its
+control characters shown escaped (``tui.text``), on a terminal or not; ``logs --raw`` alone
+passes log lines through as the job wrote them. Job ids are gputui's own: a host folder whose
+name is not one is never listed (``transfer.jobs.state.is_job_id``).
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from transfer.jobs.events import LogEnded, LogLines, LogReconnecting, LogResumed
 from transfer.jobs.host import HostJobs
 from transfer.jobs.index import hosts_with_jobs
 from transfer.jobs.launch import command_from_argv, launch_job
-from transfer.jobs.logs import follow_log
+from transfer.jobs.logs import TAIL_WINDOW, follow_log
 from transfer.jobs.resume import is_preempted
 from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.jobs.stop import DEFAULT_GRACE_S, stop_job
-from tui.cli.common import UsageError, out, print_json, report_started
+from tui.cli.common import UsageError, out, print_error, print_json, report_started
 from tui.cli.train import resume_hint
 from tui.job_styles import STATE_STYLES
+from tui.text import one_line, terminal_safe
 
 NONE = "—"
 
@@ -66,7 +72,8 @@ def register(subparsers: Any) -> None:
         "logs",
         help="print or follow a job's log",
         description="Print JOB's log (its id, name, or a unique id prefix). Progress bars "
-        "redrawn with carriage returns show their last state.",
+        "redrawn with carriage returns show their last state. Control characters the job "
+        "printed (escape sequences, C1 codes) are shown escaped, e.g. \\x1b[31m, unless --raw.",
     )
     logs.add_argument("host_name", metavar="HOST")
     logs.add_argument("job", metavar="JOB")
@@ -76,7 +83,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="keep following until the job ends (reconnects when the link drops)",
     )
-    logs.add_argument("--tail", type=int, metavar="N", help="start with the last N lines")
+    logs.add_argument("--tail", type=int, metavar="N",
+                      help="start with the last N lines (read from at most the last "
+                      f"{TAIL_WINDOW // 2**20} MiB of the log)")
+    logs.add_argument("--raw", action="store_true",
+                      help="print the lines as the job wrote them, escape sequences and all "
+                      "(by default control characters are shown escaped, e.g. \\x1b)")
     logs.set_defaults(handler=logs_command)
 
     stop = subparsers.add_parser(
@@ -194,7 +206,7 @@ def list_command(args: argparse.Namespace) -> int:
         _print_jobs(results)
     failed = [(host, error) for host, _jobs, error in results if error]
     for host, error in failed:
-        sys.stderr.write(f"gputui: {host.name}: {error}\n")
+        print_error(f"{host.name}: {error}")
     if args.host_name and failed:
         return 1
     return 0
@@ -259,12 +271,6 @@ def waiting_for_resume(jobs: Sequence[JobStatus]) -> list[JobStatus]:
     return waiting
 
 
-def one_line(text: str, limit: int = 40) -> str:
-    """A name as one line: control characters shown escaped, long names shortened."""
-    shown = text if text.isprintable() else repr(text)[1:-1]
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return NONE
@@ -284,7 +290,9 @@ def logs_command(args: argparse.Namespace) -> int:
         raise UsageError("--tail takes a number of lines, 0 or more")
     host = HostStore().get(args.host_name)
     try:
-        asyncio.run(_print_log(host, args.job, follow=args.follow, tail=args.tail))
+        asyncio.run(
+            _print_log(host, args.job, follow=args.follow, tail=args.tail, raw=args.raw)
+        )
     except BrokenPipeError:
         # The reader went away (``| head``): not an error; and nothing more to flush at exit.
         with contextlib.suppress(OSError):
@@ -292,11 +300,13 @@ def logs_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _print_log(host: HostProfile, ref: str, *, follow: bool, tail: int | None) -> JobStatus:
+async def _print_log(
+    host: HostProfile, ref: str, *, follow: bool, tail: int | None, raw: bool = False
+) -> JobStatus:
     async with open_link(host) as link:
         jobs = HostJobs(link)
         job = await jobs.resolve(ref)
-        printer = _LinePrinter(sys.stdout)
+        printer = _LinePrinter(sys.stdout, raw=raw)
         ended: JobStatus | None = None
         async for event in follow_log(jobs, job.id, follow=follow, tail=tail):
             if isinstance(event, LogLines):
@@ -317,14 +327,22 @@ async def _print_log(host: HostProfile, ref: str, *, follow: bool, tail: int | N
 
 
 class _LinePrinter:
-    """Lines to stdout; on a terminal, the progress bar being redrawn shows on the last line."""
+    """Lines to stdout; on a terminal, the progress bar being redrawn shows on the last line.
 
-    def __init__(self, stream: Any) -> None:
+    Control characters in the lines are shown escaped (tabs kept) unless ``raw``: a job's output
+    is the host's text, and an escape sequence in it could rewrite the screen or the clipboard.
+    """
+
+    def __init__(self, stream: Any, *, raw: bool = False) -> None:
         self.stream = stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.raw = raw
         self.showing_partial = False
 
     def lines(self, lines: Sequence[str], partial: str | None) -> None:
+        if not self.raw:
+            lines = [terminal_safe(line, keep_layout=True) for line in lines]
+            partial = None if partial is None else terminal_safe(partial)
         text = "".join(f"{line}\n" for line in lines)
         if self.showing_partial and (lines or partial is None):
             text = "\r\x1b[K" + text
@@ -338,7 +356,7 @@ class _LinePrinter:
 
     def note(self, text: str) -> None:
         self.finish()
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(terminal_safe(text) + "\n")
         sys.stderr.flush()
 
     def finish(self) -> None:
@@ -357,11 +375,11 @@ def stop_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(after.to_json(host.rate_usd_per_hour))
     elif not before.state.is_active:
-        out().print(f"{after.id} had already ended: {after.state_text}")
+        out().print(f"{after.id} had already ended: {after.state_text}", markup=False)
     elif after.state.is_active:
-        out().print(f"{after.id}: stop under way ({after.state_text})")
+        out().print(f"{after.id}: stop under way ({after.state_text})", markup=False)
     else:
-        out().print(f"{after.id}: {after.state_text}")
+        out().print(f"{after.id}: {after.state_text}", markup=False)
     if not args.json and is_preempted(after):
         sys.stdout.write(resume_hint(host.name, after.id) + "\n")
     return 0

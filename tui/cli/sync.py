@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from transfer.errors import GputuiError
 from transfer.sync.bwlimit import parse_rate
 from tui.sizes import human_bytes, human_eta
+from tui.text import terminal_safe
 
 if TYPE_CHECKING:
     from transfer.sync.engine import SyncRequest
@@ -175,7 +176,8 @@ class _ProgressView:
         from rich.progress import BarColumn, Progress, TextColumn
 
         self._progress = Progress(
-            TextColumn("{task.description}", justify="left"),
+            # A file name comes from the host: shown as text, never read as rich markup.
+            TextColumn("{task.description}", justify="left", markup=False),
             BarColumn(bar_width=30),
             TextColumn("{task.fields[amount]}"),
             TextColumn("{task.fields[speed]}"),
@@ -200,7 +202,7 @@ class _ProgressView:
             self._print(f"connection lost ({event.reason}); retry {event.attempt}/{event.of} "
                         f"in {event.delay_s:g} s")
         elif isinstance(event, FileProblem):
-            self._print(f"skipped {event.path!r}: {event.reason}")
+            self._print(f"skipped {_short(event.path, 200)}: {terminal_safe(event.reason)}")
         elif isinstance(event, Progress) and self.enabled and event.phase == "sending":
             self._show(event)
 
@@ -243,7 +245,8 @@ class _ProgressView:
 
 
 def _short(name: str, width: int = 40) -> str:
-    name = name if name.isprintable() else repr(name)
+    """A name from the host as one line of text: control characters shown escaped."""
+    name = terminal_safe(name)
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
@@ -261,6 +264,11 @@ def _print_result(result: SyncResult) -> None:
             out(f"  send    {_short(name, 200)}\n")
         for name in plan.delete:
             out(f"  delete  {_short(name, 200)}\n")
+        for name in plan.replace:
+            out(f"  replace {_short(name, 200)}\n")
+        reasons = {problem.path: problem.reason for problem in result.problems}
+        for name in plan.conflicts:
+            out(f"  conflict {_short(name, 200)}: {terminal_safe(reasons.get(name, ''))}\n")
         return
     verb = "pushed" if result.direction == "push" else "pulled"
     speed = result.bytes_sent / result.elapsed_s if result.elapsed_s > 0 else 0.0
@@ -286,4 +294,6 @@ def _print_result(result: SyncResult) -> None:
                          f"{mismatch.source_hash[:16]}… destination "
                          f"{mismatch.destination_hash[:16]}…\n")
     for problem in result.problems:
-        sys.stderr.write(f"gputui: not sent: {_short(problem.path, 200)}: {problem.reason}\n")
+        sys.stderr.write(
+            f"gputui: not sent: {_short(problem.path, 200)}: {terminal_safe(problem.reason)}\n"
+        )

@@ -13,6 +13,7 @@ from textual.widgets import Footer, Header, Static
 from transfer.hosts import HostProfile
 from transfer.jobs.host import HostJobs
 from transfer.jobs.state import JobStatus
+from tui.text import one_line
 from tui.widgets.job_log import JobLogView
 from tui.widgets.log_view import DEFAULT_MAX_LINES
 
@@ -39,9 +40,8 @@ class LogScreen(Screen[None]):
 
     def _title(self) -> str:
         job = self.job
-        command = (job.meta.command.strip().splitlines() or [""])[0]
-        name = job.name if job.name.isprintable() else repr(job.name)
-        return f"{name}  ·  {job.id} on {self.host.name}  ·  {command}"
+        command = one_line((job.meta.command.strip().splitlines() or [""])[0], 200)
+        return f"{one_line(job.name, 60)}  ·  {job.id} on {self.host.name}  ·  {command}"
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.job.id} on {self.host.name}"

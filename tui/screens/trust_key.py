@@ -1,8 +1,10 @@
 """Trust a host key, or be told loudly that it changed.
 
 An unknown key is shown with its SHA256 fingerprint so the person can compare it with what the
-provider's console shows before trusting it. A changed key gets no trust button at all: the only
-way past it is to remove the old key by hand, after finding out why it changed.
+provider's console shows before trusting it. A key that came in a host certificate is shown with
+the fingerprint of the CA that signed it; trusting stores the host's own key, never the CA. A
+changed (or revoked) key gets no trust button at all: the only way past it is to remove the old
+key by hand, after finding out why it changed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class KeyFacts(Protocol):
     def key_type(self) -> str: ...
     @property
     def fingerprint(self) -> str: ...
+    @property
+    def ca_key_type(self) -> str: ...
+    @property
+    def ca_fingerprint(self) -> str: ...
 
 
 class TrustKeyScreen(ModalScreen[bool]):
@@ -72,6 +78,14 @@ class TrustKeyScreen(ModalScreen[bool]):
                 )
             yield Static(escape(info.key_type), id="trust-key-type")
             yield Static(escape(info.fingerprint), id="trust-key-fingerprint")
+            if info.ca_fingerprint:
+                stored = "" if self.changed else " Trusting stores the host's key, not the CA."
+                yield Static(
+                    f"In a certificate signed by the CA {escape(info.ca_key_type)} "
+                    f"{escape(info.ca_fingerprint)}, which is not trusted here.{stored}",
+                    id="trust-key-ca",
+                    classes="trust-key-text",
+                )
             if self.changed:
                 yield Static(
                     "If you know why it changed, remove the old key from "

@@ -81,7 +81,7 @@ def fill_row(table: DataTable[Any], name: str, telemetry: StatesLike) -> None:
     state = telemetry.state(name)
     values: dict[str, Text | str] = dict(cells(state, telemetry.clock()))
     if state is not None and state.last is not None and state.last.gpus:
-        values[GPUS_COLUMN] = fmt.gpu_summary(state.last.gpus)
+        values[GPUS_COLUMN] = Text(fmt.gpu_summary(state.last.gpus))
     for key, value in values.items():
         if not _same(table.get_cell(row, key), value):
             table.update_cell(row, key, value)

@@ -24,6 +24,7 @@ from transfer.hosts import HostProfile
 from transfer.telemetry.fleet import HostTelemetry
 from transfer.telemetry.history import GpuHistory
 from tui import telemetry_text as fmt
+from tui.text import one_line, terminal_safe
 from tui.widgets.pane import Pane
 
 if TYPE_CHECKING:
@@ -134,15 +135,15 @@ def status_text(state: HostTelemetry | None, name: str, now: float) -> Text:
             style="bold yellow",
         )
         return line
-    parts = [sample.source]
+    parts = [terminal_safe(sample.source)]
     if sample.driver_version:
-        parts.append(f"driver {sample.driver_version}")
+        parts.append(f"driver {terminal_safe(sample.driver_version)}")
     if sample.hostname:
-        parts.append(sample.hostname)
+        parts.append(terminal_safe(sample.hostname))
     parts.append(f"updated {fmt.age(state.age(now) or 0)} ago")
     line.append(" · ".join(parts), style="dim")
     if state.error:
-        line.append(f"  ({state.error})", style="yellow")
+        line.append(f"  ({terminal_safe(state.error)})", style="yellow")
     return line
 
 
@@ -180,24 +181,25 @@ def cost_text(state: HostTelemetry, now: float) -> Text:
         costs = []
         for job in running:
             cost = state.job_cost(job).so_far
-            costs.append(job.name + (f" {fmt.usd(cost)}" if cost is not None else ""))
+            costs.append(one_line(job.name, 32) + (f" {fmt.usd(cost)}" if cost is not None else ""))
         line.append(f" · running: {', '.join(costs)}")
     else:
         line.append(" · no job running", style="dim")
     return line
 
 
-def process_rows(sample: HostSample) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
+def process_rows(sample: HostSample) -> list[tuple[str | Text, ...]]:
+    """One row per GPU process; host-sent user and command names as plain, escaped text."""
+    rows: list[tuple[str | Text, ...]] = []
     for gpu in sample.gpus:
         for process in gpu.processes:
             rows.append(
                 (
                     str(gpu.index),
                     str(process.pid),
-                    process.user or fmt.NA,
+                    Text(terminal_safe(process.user or fmt.NA)),
                     fmt.na(process.gpu_memory_mib, " MiB"),
-                    process.command or fmt.NA,
+                    Text(terminal_safe(process.command or fmt.NA)),
                 )
             )
     return rows
@@ -220,7 +222,7 @@ class GpuPanel(Pane):
         self.host_name = host_name
         self._telemetry = telemetry
         self._clock = clock
-        self._processes: list[tuple[str, ...]] | None = None
+        self._processes: list[tuple[str | Text, ...]] | None = None
 
     @property
     def telemetry(self) -> FleetTelemetry:
@@ -275,7 +277,7 @@ class GpuPanel(Pane):
         if not sample.gpus:
             cards = self.query_one("#gpu-cards", VerticalScroll)
             note = cards.query(".gpu-none")
-            text = f"No GPUs: {sample.gpu_status}"
+            text = Text(f"No GPUs: {terminal_safe(sample.gpu_status)}")
             if note:
                 cast(Static, note.first()).update(text)
             else:
@@ -301,7 +303,7 @@ class GpuPanel(Pane):
         for card, gpu in zip(cards, gpus, strict=True):
             card.show(gpu, history or GpuHistory(), now, stale)
 
-    def _show_processes(self, rows: list[tuple[str, ...]]) -> None:
+    def _show_processes(self, rows: list[tuple[str | Text, ...]]) -> None:
         if rows == self._processes:
             return
         self._processes = rows

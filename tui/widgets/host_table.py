@@ -87,7 +87,7 @@ def _cells(host: HostProfile, status: HostStatus) -> tuple[Text | str, ...]:
     return (
         Text(host.name, style="bold"),
         host.address,
-        status.gpu_summary(),
+        Text(status.gpu_summary()),
         Text(rate, justify="right"),
         reach,
         ", ".join(host.tags),

@@ -24,6 +24,7 @@ from textual import on
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Static
 
 from transfer.connect import open_link
@@ -40,11 +41,15 @@ from tui.actions import JOB_ACTIONS, bindings
 from tui.job_styles import STATE_STYLES
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.new_job import NewJobScreen
+from tui.text import one_line, terminal_safe
 from tui.widgets.pane import Pane
 
 POLL_S = 2.0
 RETRY_S = (5.0, 10.0, 30.0)
 NONE = "—"
+#: Characters of a job name in the list, and in a question or a notification.
+NAME_WIDTH = 32
+NAME_IN_TEXT = 60
 
 
 def open_host_jobs(host: HostProfile) -> HostJobs:
@@ -73,9 +78,9 @@ def format_cost(status: JobStatus, rate: float) -> str:
     return f"${cost:,.2f}"
 
 
-def one_line(text: str, limit: int = 32) -> str:
-    shown = text if text.isprintable() else repr(text)[1:-1]
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+def name_of(job: JobStatus | JobMeta) -> str:
+    """A job's name (the host's text) for a sentence: one line, control characters escaped."""
+    return one_line(job.name, NAME_IN_TEXT)
 
 
 def resumed_by(job: JobStatus, jobs: list[JobStatus]) -> JobStatus | None:
@@ -199,7 +204,7 @@ class JobsPane(Pane):
             jobs = await self.source.list()
         except GputuiError as exc:
             self._failures += 1
-            self._show_error(str(exc))
+            self._show_error(terminal_safe(str(exc)))
             delay = RETRY_S[min(self._failures - 1, len(RETRY_S) - 1)]
         else:
             self._failures = 0
@@ -253,7 +258,7 @@ class JobsPane(Pane):
         elif job.detail and job.state in (JobState.RUNNING, JobState.LOST):
             state.append(f" ({job.detail})", style="dim")
         return (
-            Text(one_line(job.name)),
+            Text(one_line(job.name, NAME_WIDTH)),
             state,
             format_runtime(job.runtime_s),
             NONE if job.exit_code is None else str(job.exit_code),
@@ -333,14 +338,18 @@ class JobsPane(Pane):
         try:
             meta = await launch_job(self.source, command, name=name)
         except GputuiError as exc:
-            self.notify(str(exc), title="Job not started", severity="error", markup=False)
+            self._failed(exc, "Job not started")
             return
         await self._started(meta, "Job started")
 
     async def _started(self, meta: JobMeta, title: str) -> None:
         self._highlighted = meta.id
-        self.notify(f"{meta.name} started as {meta.id}", title=title, markup=False)
+        self.notify(f"{name_of(meta)} started as {meta.id}", title=title, markup=False)
         await self._poll(rearm=False)
+
+    def _failed(self, exc: GputuiError, title: str, severity: SeverityLevel = "error") -> None:
+        """A failure in its own words, which may quote the host: control characters escaped."""
+        self.notify(terminal_safe(str(exc)), title=title, severity=severity, markup=False)
 
     def _confirm(self, question: str, label: str, then: Callable[[], object]) -> None:
         def answered(yes: bool | None) -> None:
@@ -375,10 +384,10 @@ class JobsPane(Pane):
         if job is None:
             return
         if not job.state.is_active:
-            self.notify(f"{job.name} has already ended ({job.state_text}).", markup=False)
+            self.notify(f"{name_of(job)} has already ended ({job.state_text}).", markup=False)
             return
         question = (
-            f"Stop {escape(one_line(job.name, 60))}?\n"
+            f"Stop {escape(name_of(job))}?\n"
             "SIGTERM now: gputui's trainer saves a checkpoint and exits 143, and R resumes it. "
             f"SIGKILL follows in {DEFAULT_GRACE_S:g} s if it still runs."
         )
@@ -394,7 +403,7 @@ class JobsPane(Pane):
         if job is None or not job.state.is_active:
             return
         question = (
-            f"Kill {escape(one_line(job.name, 60))} now with SIGKILL?\n"
+            f"Kill {escape(name_of(job))} now with SIGKILL?\n"
             "It gets no chance to save a checkpoint (s stops it gracefully)."
         )
         self._confirm(
@@ -407,16 +416,17 @@ class JobsPane(Pane):
         try:
             await request_stop(self.source, job.id, grace_s=grace_s)
         except GputuiError as exc:
-            self.notify(str(exc), title="Not stopped", severity="error", markup=False)
+            self._failed(exc, "Not stopped")
             return
         if grace_s:
             self.notify(
-                f"SIGTERM sent to {job.name}; SIGKILL follows in {grace_s:g} s if it still runs.",
+                f"SIGTERM sent to {name_of(job)}; "
+                f"SIGKILL follows in {grace_s:g} s if it still runs.",
                 title="Stopping",
                 markup=False,
             )
         else:
-            self.notify(f"SIGKILL sent to {job.name}.", title="Killed", markup=False)
+            self.notify(f"SIGKILL sent to {name_of(job)}.", title="Killed", markup=False)
         await self._poll(rearm=False)
 
     def action_resume_job(self) -> None:
@@ -426,18 +436,18 @@ class JobsPane(Pane):
             return
         if not can_resume(job):
             done = "is still running" if job.state.is_active else "finished its work"
-            self.notify(f"{job.name} {done}: nothing to resume.", markup=False)
+            self.notify(f"{name_of(job)} {done}: nothing to resume.", markup=False)
             return
         later = resumed_by(job, self.jobs)
         if later is not None:
-            self.notify(f"{job.name} was resumed already, as {later.id}.", markup=False)
+            self.notify(f"{name_of(job)} was resumed already, as {later.id}.", markup=False)
             return
         command = one_line((job.meta.command.strip().splitlines() or [""])[0], 200)
         question = (
-            f"Resume {escape(one_line(job.name, 60))} ({escape(job.state_text)})?\n\n"
+            f"Resume {escape(name_of(job))} ({escape(job.state_text)})?\n\n"
             f"  {escape(command)}\n\n"
-            f"runs again in {escape(job.meta.workdir)}; gputui's trainer goes on from its "
-            "newest checkpoint."
+            f"runs again in {escape(one_line(job.meta.workdir, 200))}; gputui's trainer goes on "
+            "from its newest checkpoint."
         )
         self._confirm(
             question,
@@ -453,7 +463,7 @@ class JobsPane(Pane):
         try:
             meta = await resume_job(self.source, job.id)
         except GputuiError as exc:
-            self.notify(str(exc), title="Not resumed", severity="error", markup=False)
+            self._failed(exc, "Not resumed")
             return
         await self._started(meta, "Job resumed")
 
@@ -470,14 +480,14 @@ class JobsPane(Pane):
         try:
             argv = attach_argv(self.host(), job)
         except GputuiError as exc:
-            self.notify(str(exc), title="Cannot attach", severity="warning", markup=False)
+            self._failed(exc, "Cannot attach", "warning")
             return
         try:
             with self.app.suspend():
                 run_in_terminal(argv)
         except SuspendNotSupported:
             self.notify(
-                f"Attaching needs a terminal; run: {' '.join(argv)}",
+                f"Attaching needs a terminal; run: {terminal_safe(' '.join(argv))}",
                 title="Cannot attach here",
                 severity="warning",
                 markup=False,

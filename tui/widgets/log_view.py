@@ -29,19 +29,29 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
+from tui.text import terminal_safe
+
 #: Lines kept in memory; older ones are dropped from the view (the host keeps the whole log).
 DEFAULT_MAX_LINES = 100_000
 #: How often new lines are drawn at most, however fast they come.
 FRAME_RATE = 30
 
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_NEEDS_CLEANING = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Escape sequences, in their 7-bit form (ESC [, ESC ]…) and their one-character C1 form (CSI
+# U+009B, OSC U+009D, ended by BEL, ST or U+009C): a host may send either.
+_ANSI = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x9d\x90\x98\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[@-Z\\-_]"
+)
+_ESCAPE_START = re.compile(r"[\x1b\x90\x98\x9b\x9d-\x9f]")
+_NEEDS_CLEANING = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def clean_line(line: str) -> str:
-    """Terminal escapes removed, tabs expanded, other control characters made visible."""
-    if "\x1b" in line:
+    """Terminal escapes (ESC and C1 forms) removed, tabs expanded, other control characters
+    (C0, DEL, C1) made visible: a log line is the host's text and must not drive the terminal."""
+    if _ESCAPE_START.search(line):
         line = _ANSI.sub("", line)
     if "\t" in line:
         line = line.expandtabs()
@@ -549,8 +559,9 @@ class LogView(Vertical):
             self.write_lines(message.lines, message.partial)
 
     def set_note(self, note: str) -> None:
-        """A short text at the right of the status line: the job's state, a reconnection…"""
-        self._note = note
+        """A short text at the right of the status line: the job's state, a reconnection…
+        (it may quote the host: control characters are shown escaped)."""
+        self._note = terminal_safe(note)
         self._update_status()
 
     # -- following -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 
 from transfer.jobs.host import HostJobs
 from transfer.jobs.state import JobStatus
+from tui.text import one_line
 from tui.widgets.job_log import JobLogView
 from tui.widgets.pane import Pane
 
@@ -34,5 +35,5 @@ class LogsPane(Pane):
             return
         self.query_one(".pane-placeholder").display = False
         view.add_class("-following")
-        self.border_subtitle = escape(job.name if job.name.isprintable() else job.id)
+        self.border_subtitle = escape(one_line(job.name))
         view.follow(jobs, job)

@@ -31,6 +31,7 @@ from transfer.jobs.metrics import MetricsLines, RunMetrics, follow_metrics
 from transfer.jobs.state import JobStatus
 from transfer.telemetry.cost import JobCost
 from tui import telemetry_text as fmt
+from tui.text import one_line, terminal_safe
 from tui.widgets.pane import Pane
 
 #: The pane redraws at most this often, however fast lines come.
@@ -85,7 +86,7 @@ class MetricsPane(Pane):
         if self._worker is not None:
             self._worker.cancel()
         self.job, self.metrics, self.ended, self.note = job, RunMetrics(), None, None
-        self.border_subtitle = escape(job.name if job.name.isprintable() else job.id)
+        self.border_subtitle = escape(one_line(job.name))
         self._changed()
         self._worker = self.run_worker(
             self._follow(jobs, job),
@@ -102,14 +103,16 @@ class MetricsPane(Pane):
                     self.metrics.add(event)
                 elif isinstance(event, LogReconnecting):
                     self.reconnects += 1
-                    self.note = f"link lost ({event.reason}); reconnecting, attempt {event.attempt}"
+                    self.note = terminal_safe(
+                        f"link lost ({event.reason}); reconnecting, attempt {event.attempt}"
+                    )
                 elif isinstance(event, LogResumed):
                     self.note = None
                 elif isinstance(event, LogEnded):
                     self.ended = event.status or job
                 self._changed()
         except GputuiError as exc:
-            self.note = f"cannot read the metrics: {exc}"
+            self.note = terminal_safe(f"cannot read the metrics: {exc}")
             self._changed()
 
     def rate(self) -> float:
@@ -152,7 +155,7 @@ class MetricsPane(Pane):
             return Text(self.PLACEHOLDER)
         if self.note:
             return Text(self.note, style="yellow")
-        name = job.name if job.name.isprintable() else job.id
+        name = one_line(job.name)
         if self.ended is not None or not job.state.is_active:
             return Text(
                 f"{name} wrote no metrics. Jobs that run gputui's trainer ({TRAINER}) "
@@ -263,7 +266,7 @@ def state_text(metrics: RunMetrics, ended: JobStatus | None) -> Text:
     if latest.event == "done":
         return Text("done", style="bold green")
     if latest.event == "preempted":
-        return Text(f"preempted ({latest.reason or 'signal'})", style="magenta")
+        return Text(f"preempted ({one_line(latest.reason or 'signal')})", style="magenta")
     if ended is not None:
         return Text(f"job {ended.state_text}", style="red")
     if latest.event == "resume":

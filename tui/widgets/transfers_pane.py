@@ -26,6 +26,7 @@ from transfer.hosts import HostProfile
 from transfer.sync.engine import SyncRequest
 from tui.actions import ActionSpec
 from tui.sizes import human_bytes, human_eta
+from tui.text import terminal_safe
 from tui.transfer_manager import TransferRecord, transfers_of
 from tui.widgets.pane import Pane
 
@@ -51,7 +52,7 @@ def shorten(path: str, limit: int = 40) -> str:
     home = os.path.expanduser("~")
     if path == home or path.startswith(home + "/"):
         path = "~" + path[len(home) :]
-    shown = path if path.isprintable() else repr(path)[1:-1]
+    shown = terminal_safe(path)  # names come from the host: control characters escaped
     return shown if len(shown) <= limit else "…" + shown[-(limit - 1) :]
 
 
