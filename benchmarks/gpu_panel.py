@@ -77,7 +77,7 @@ class Walk:
 
 
 def host_sample(host: int, walk: Walk, at: float) -> Any:
-    from trainers.gpu_sample import GpuProcess, GpuSample, HostSample, HostStats
+    from trainers.protocol.gpu_sample import GpuProcess, GpuSample, HostSample, HostStats
 
     utils, memory = walk.step()
     gpus = [

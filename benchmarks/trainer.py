@@ -66,7 +66,7 @@ def run_ours(args: argparse.Namespace, output: Path) -> dict[str, Any]:
     import io
 
     from trainers.loop import Trainer
-    from trainers.metrics import read_lines
+    from trainers.protocol.progress import read_lines
 
     config = bench_config(args, output, args.steps)
     started = time.monotonic()

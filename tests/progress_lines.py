@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainers.metrics import ProgressLine
+from trainers.protocol.progress import ProgressLine
 
 RATE_USD_PER_HOUR = 2.0
 SECONDS_PER_STEP = 3.0
@@ -77,8 +77,8 @@ def preempted_and_resumed(total: int, checkpoint: int, preempted_at: int) -> lis
 WRITER = """
 import os, sys, time
 from pathlib import Path
-from trainers.jobdir import METRICS_LINK
-from trainers.metrics import MetricsWriter, ProgressLine
+from trainers.protocol.jobdir import METRICS_LINK
+from trainers.protocol.progress import MetricsWriter, ProgressLine
 
 source, run, hold_after, go, pause = sys.argv[1:6]
 run = Path(run)

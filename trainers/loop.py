@@ -36,10 +36,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from trainers import checkpoint as ckpt
 from trainers.config import ConfigError, OptimizerSettings, TrainConfig, load_config
-from trainers.jobdir import JOB_DIR_ENV, METRICS_LINK, OUTPUT_LINK
-from trainers.metrics import MetricsWriter, ProgressLine
 from trainers.modeling import TrainerError, out_of_memory_is_an_error
 from trainers.preemption import SpotNoticeWatcher, StopFlag, stop_on_signals
+from trainers.protocol.jobdir import JOB_DIR_ENV, METRICS_LINK, OUTPUT_LINK
+from trainers.protocol.progress import MetricsWriter, ProgressLine
 from trainers.rng import capture_rng, restore_rng
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _quiet_libraries() -> None:
 
 
 def link_job_dir(output: Path, job_dir: str | None = None) -> None:
-    """Point a gputui job folder at this run's metrics and outputs (see trainers/jobdir.py).
+    """Point a gputui job folder at this run's metrics and outputs (see protocol/jobdir.py).
 
     The laptop then follows a job's metrics and pulls its results without reading its config.
     Each link is made under a temporary name and renamed over the old one, so a reader never

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from trainers.gpu_sample import GpuSample
+from trainers.protocol.gpu_sample import GpuSample
 from tui.text import terminal_safe
 
 NA = "N/A"

@@ -27,8 +27,8 @@ import pytest
 from netns_hosts import NetnsHost, NetnsLab, NetnsUnavailable
 
 from trainers.checkpoint import MANIFEST, step_folder_name
-from trainers.jobdir import METRICS_LINK, OUTPUT_LINK
-from trainers.metrics import dedupe_steps, read_lines
+from trainers.protocol.jobdir import METRICS_LINK, OUTPUT_LINK
+from trainers.protocol.progress import dedupe_steps, read_lines
 from transfer.jobs.host import JOBS_ROOT_ENV
 from transfer.jobs.launch import TMUX_SOCKET_ENV
 

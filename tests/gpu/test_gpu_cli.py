@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from trainers.gpu_sample import HostSample
+from trainers.protocol.gpu_sample import HostSample
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trainers.gpu_sample import (
+from trainers.protocol.gpu_sample import (
     SCHEMA_VERSION,
     GpuProcess,
     GpuSample,

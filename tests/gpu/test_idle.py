@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-from trainers import jobdir
-from trainers.gpu_sample import GpuSample, HostSample
 from trainers.idle import (
     IdleRule,
     IdleTracker,
@@ -22,6 +20,8 @@ from trainers.idle import (
     other_running_jobs,
     parse_duration,
 )
+from trainers.protocol import jobdir
+from trainers.protocol.gpu_sample import GpuSample, HostSample
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ from trainers.gpu import (
     format_human,
     record_nvml,
 )
-from trainers.gpu_sample import GpuProcess, GpuSample, HostSample
+from trainers.protocol.gpu_sample import GpuProcess, GpuSample, HostSample
 
 ReplayFactory = Callable[..., ReplayedNvml]
 

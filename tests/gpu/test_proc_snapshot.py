@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 from gpu_nvml_replay import RECORDED
 
-from trainers.smi import PROC_COMMAND, ProcSnapshot, proc_command
+from trainers.protocol.smi import PROC_COMMAND, ProcSnapshot, proc_command
 
 # Two captures of `cat /proc/loadavg /proc/meminfo /proc/stat /proc/net/dev; df -Pk /work`
 # on a 2-CPU VM with one core kept busy, taken at these Unix times.

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from gpu_nvml_replay import FAKE_BIN, RECORDED
 
-from trainers.gpu_sample import GpuProcess, GpuSample, HostSample
-from trainers.smi import (
+from trainers.protocol.gpu_sample import GpuProcess, GpuSample, HostSample
+from trainers.protocol.smi import (
     APPS_QUERY_FIELDS,
     GPU_QUERY_FIELDS,
     GpuBlockAssembler,

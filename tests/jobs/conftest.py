@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sshd import SshServer
 
-from trainers.jobdir import PID, WRAPPER, PidRecord, boot_id, process_start_ticks
+from trainers.protocol.jobdir import PID, WRAPPER, PidRecord, boot_id, process_start_ticks
 from transfer.hosts import HostProfile, HostStore
 from transfer.jobs.host import JOBS_ROOT_ENV
 from transfer.jobs.launch import TMUX_SOCKET_ENV

@@ -19,7 +19,7 @@ from progress_lines import (
 )
 from sshd import SshServer
 
-from trainers.metrics import ProgressLine, read_lines
+from trainers.protocol.progress import ProgressLine, read_lines
 from transfer.connect import open_link
 from transfer.hosts import HostProfile
 from transfer.jobs import HostJobs, JobState, launch_job

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from sshd import SshServer
 
-from trainers.jobdir import PID, PidRecord, job_is_running
+from trainers.protocol.jobdir import PID, PidRecord, job_is_running
 from transfer.connect import open_link
 from transfer.hosts import HostProfile, local_host
 from transfer.jobs import HostJobs, JobState, command_from_argv, follow_log, launch_job, stop_job

@@ -14,8 +14,8 @@ import yaml
 from cli_helpers import gputui, wait_until_ended
 from sshd import SshServer
 
-from trainers.jobdir import METRICS_LINK, OUTPUT_LINK
-from trainers.metrics import read_lines
+from trainers.protocol.jobdir import METRICS_LINK, OUTPUT_LINK
+from trainers.protocol.progress import read_lines
 from transfer.hosts import HostProfile, HostStore
 
 pytestmark = pytest.mark.usefixtures("job_env")

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 from textual.app import App, ComposeResult
 
-from trainers.gpu_sample import HostSample
-from trainers.smi import ProcSnapshot, sample_from_smi
+from trainers.protocol.gpu_sample import HostSample
+from trainers.protocol.smi import ProcSnapshot, sample_from_smi
 from transfer.hosts import HostProfile
 from tui.telemetry import FleetTelemetry
 from tui.widgets.gpu_panel import GpuPanel

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainers.gpu_sample import GpuSample, HostSample
-from trainers.idle import IdleRule
+from trainers.protocol.gpu_sample import GpuSample, HostSample
+from trainers.protocol.idle_rule import IdleRule
 from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.telemetry import uptime
 from transfer.telemetry.cost import cost_usd, host_cost_so_far, idle_cost, job_cost

@@ -13,7 +13,7 @@ from rich.text import Text
 from telemetry_samples import recorded_samples
 from textual.widgets import DataTable
 
-from trainers.gpu_sample import HostSample
+from trainers.protocol.gpu_sample import HostSample
 from transfer.hosts import HostProfile, HostStore
 from transfer.telemetry.events import TelemetryJobs, TelemetrySample, TelemetryStale
 from tui.app import GputuiApp

@@ -11,7 +11,7 @@ from telemetry_samples import NOW, PanelApp, recorded_samples
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from trainers.gpu_sample import HostSample, HostStats
+from trainers.protocol.gpu_sample import HostSample, HostStats
 from transfer.hosts import HostProfile
 from transfer.jobs.state import JobMeta, JobState, JobStatus
 from transfer.telemetry.events import (

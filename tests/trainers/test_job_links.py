@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from trainer_helpers import ROOT, write_yaml
 
-from trainers.jobdir import JOB_DIR_ENV, METRICS_LINK, OUTPUT_LINK
 from trainers.loop import link_job_dir
-from trainers.metrics import read_lines
+from trainers.protocol.jobdir import JOB_DIR_ENV, METRICS_LINK, OUTPUT_LINK
+from trainers.protocol.progress import read_lines
 
 Config = Callable[..., dict[str, Any]]
 

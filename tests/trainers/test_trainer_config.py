@@ -133,7 +133,7 @@ def test_cli_reports_bad_fields_without_traceback(
 
 def test_light_modules_do_not_import_torch() -> None:
     code = (
-        "import sys, trainers.config, trainers.metrics, trainers.lora, trainers.loop;"
+        "import sys, trainers.config, trainers.protocol.progress, trainers.lora, trainers.loop;"
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'numpy') if m in sys.modules];"
         "print(heavy)"
     )

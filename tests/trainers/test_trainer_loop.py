@@ -19,9 +19,9 @@ from trainer_helpers import run_trainer, write_yaml
 from trainers import checkpoint as ckpt
 from trainers.config import OptimizerSettings, parse_config
 from trainers.loop import EXIT_DONE, EXIT_PREEMPTED, Trainer, _RunLock, learning_rate
-from trainers.metrics import read_lines
 from trainers.modeling import TrainerError
 from trainers.preemption import SpotNoticeWatcher, StopFlag, stop_on_signals
+from trainers.protocol.progress import read_lines
 
 Config = Callable[..., dict[str, Any]]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from trainers.metrics import MetricsWriter, ProgressLine, dedupe_steps, read_lines
+from trainers.protocol.progress import MetricsWriter, ProgressLine, dedupe_steps, read_lines
 
 
 def line(event: str, step: int, **values: Any) -> ProgressLine:

@@ -19,8 +19,8 @@ from trainer_helpers import ROOT, tiny_config_for, write_yaml
 from trainers import checkpoint as ckpt
 from trainers.config import parse_config
 from trainers.loop import EXIT_DONE, EXIT_PREEMPTED, Trainer
-from trainers.metrics import ProgressLine, dedupe_steps, read_lines
 from trainers.preemption import StopFlag
+from trainers.protocol.progress import ProgressLine, dedupe_steps, read_lines
 
 STEPS = 40
 STOP_AT = 8

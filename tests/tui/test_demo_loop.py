@@ -23,7 +23,7 @@ import yaml
 from pilot_wait import until as pilot_until
 from textual.widgets import Input, OptionList
 
-from trainers.jobdir import PID, WRAPPER, PidRecord, boot_id, process_start_ticks
+from trainers.protocol.jobdir import PID, WRAPPER, PidRecord, boot_id, process_start_ticks
 from transfer.hosts import local_host
 from transfer.jobs.host import JOBS_ROOT_ENV
 from transfer.jobs.launch import TMUX_SOCKET_ENV

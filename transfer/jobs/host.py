@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from trainers.jobdir import JOBS_DIR, LOG
+from trainers.protocol.jobdir import JOBS_DIR, LOG
 from transfer.errors import GputuiError
 from transfer.jobs.state import (
     HostFacts,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trainers.jobdir import COMMAND, ENV, WORKDIR, WRAPPER_SCRIPT
+from trainers.protocol.jobdir import COMMAND, ENV, WORKDIR, WRAPPER_SCRIPT
 from transfer.errors import GputuiError
 from transfer.jobs.host import HostJobs, sh_command
 from transfer.jobs.index import remember_job

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from trainers.jobdir import EXIT_CODE
+from trainers.protocol.jobdir import EXIT_CODE
 from transfer.errors import GputuiError, HostUnreachable, LinkLost
 from transfer.jobs.events import LogEnded, LogEvent, LogLines, LogReconnecting, LogResumed
 from transfer.jobs.host import HostJobs

@@ -1,7 +1,7 @@
-"""A job's progress lines (``trainers.metrics``), followed from the host and kept as one curve.
+"""A job's progress lines (``protocol.progress``), followed from the host and kept as one curve.
 
 The trainer appends one JSON line per event to its run's ``metrics.jsonl`` and the job folder
-links to that file (``trainers.jobdir.METRICS_LINK``). Following it is following a log: the same
+links to that file (``protocol.jobdir.METRICS_LINK``). Following it is following a log: the same
 byte offset that moves only past complete lines, so a dropped link costs no line and repeats none,
 and a job that writes no metrics simply yields no lines. An app that starts again reads the file
 from the start: progress files are small, and ``RunMetrics`` keeps a bounded curve however long
@@ -15,8 +15,8 @@ import math
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from trainers.jobdir import METRICS_LINK
-from trainers.metrics import ProgressLine, dedupe_steps
+from trainers.protocol.jobdir import METRICS_LINK
+from trainers.protocol.progress import ProgressLine, dedupe_steps
 from transfer.jobs.events import LogEnded, LogLines, LogReconnecting, LogResumed
 from transfer.jobs.host import HostJobs
 from transfer.jobs.logs import RECONNECT_FOR_S, follow_job_file
@@ -162,7 +162,7 @@ class RunMetrics:
     """One run's progress as read so far: the step curve and the latest facts.
 
     The curve is the run's step lines with the steps a resume repeated dropped
-    (``trainers.metrics.dedupe_steps``); past ``max_points`` every other point goes, so a long
+    (``protocol.progress.dedupe_steps``); past ``max_points`` every other point goes, so a long
     run costs bounded memory and the curve keeps its shape.
     """
 

@@ -1,6 +1,6 @@
 """Where a job's results are on its host: the folder a pull of "the job's outputs" fetches.
 
-gputui's trainer leaves a link ``output`` in the job folder (``trainers.jobdir.OUTPUT_LINK``)
+gputui's trainer leaves a link ``output`` in the job folder (``protocol.jobdir.OUTPUT_LINK``)
 that points at the run's output folder (checkpoints, adapter); the host resolves it. A job
 started before the link existed, or whose trainer has not made it yet, falls back to the
 ``output_dir`` of the config its command names (``--config FILE``, ``--set output_dir=…``),
@@ -14,7 +14,7 @@ import shlex
 
 import yaml
 
-from trainers.jobdir import OUTPUT_LINK
+from trainers.protocol.jobdir import OUTPUT_LINK
 from transfer.errors import GputuiError
 from transfer.jobs.host import HostJobs
 from transfer.jobs.state import JobStatus

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from trainers.jobdir import STARTING_GRACE_S, PidRecord
+from trainers.protocol.jobdir import STARTING_GRACE_S, PidRecord
 
 FORMAT_VERSION = 1
 

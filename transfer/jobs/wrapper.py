@@ -3,7 +3,7 @@
 They are plain ``sh`` (dash, busybox, bash) so that a bare GPU host needs nothing installed. The
 person's text (command, name, work folder, environment activation) reaches the host only as
 files in the job folder or as single-quoted arguments that the host's shell unquotes exactly
-once; no script ever pastes it into a command line of its own. Layout: ``trainers/jobdir.py``.
+once; no script ever pastes it into a command line of its own. Layout: ``protocol/jobdir.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 #: with the command, so the recorded PID and start time are those of the command.
 WRAPPER_SCRIPT = r"""# gputui job wrapper: sh wrapper.sh JOB_DIR
 # Runs the file `command` of the job folder exactly as it was written, in a process group of its
-# own, appending its output unbuffered to `log`; see trainers/jobdir.py for the files.
+# own, appending its output unbuffered to `log`; see trainers/protocol/jobdir.py for the files.
 
 boot_id() { cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown; }
 

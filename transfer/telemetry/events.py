@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainers.gpu_sample import HostSample
+from trainers.protocol.gpu_sample import HostSample
 from transfer.jobs.state import JobStatus
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainers.gpu_sample import HostSample
-from trainers.idle import IdleRule
+from trainers.protocol.gpu_sample import HostSample
+from trainers.protocol.idle_rule import IdleRule
 from transfer.jobs.state import JobStatus
 from transfer.telemetry.cost import JobCost, host_cost_so_far, idle_cost, job_cost
 from transfer.telemetry.events import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Literal, NamedTuple
 
-from trainers.gpu_sample import GpuSample, HostSample
+from trainers.protocol.gpu_sample import GpuSample, HostSample
 
 HISTORY_WINDOW_S = 300.0
 #: Enough for the window at 2 Hz; older points fall off even when samples come faster.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trainers.gpu_sample import HostSample
-from trainers.idle import WOULD_STOP, Decision, IdleRule, IdleTracker
+from trainers.protocol.gpu_sample import HostSample
+from trainers.protocol.idle_rule import WOULD_STOP, Decision, IdleRule, IdleTracker
 
 UNKNOWN_JOBS = "(jobs not read yet)"
 

@@ -20,8 +20,14 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
-from trainers.gpu_sample import GPU_STATUS_OK
-from trainers.smi import APPS_QUERY_FIELDS, CSV_FORMAT, ProcSnapshot, proc_command, smi_status
+from trainers.protocol.gpu_sample import GPU_STATUS_OK
+from trainers.protocol.smi import (
+    APPS_QUERY_FIELDS,
+    CSV_FORMAT,
+    ProcSnapshot,
+    proc_command,
+    smi_status,
+)
 from transfer.hosts import HostProfile
 from transfer.link import Link
 
@@ -188,7 +194,7 @@ def sampler_command(host: HostProfile, python: str, interval: float | None) -> s
 
 def smi_stream_command(host: HostProfile, interval: float) -> str:
     """The endless GPU table of ``nvidia-smi --loop-ms``."""
-    from trainers.smi import smi_gpu_command
+    from trainers.protocol.smi import smi_gpu_command
 
     argv = smi_gpu_command(loop_ms=max(1, round(interval * 1000)))
     return in_env("exec " + shlex.join(argv), host.env_activation)
@@ -225,7 +231,7 @@ def once_command(host: HostProfile, with_gpus: bool) -> str:
     proc = proc_command(host.workdir)
     parts = [proc, f"echo {PROC_MARK}", f"sleep {ONCE_WINDOW_S:g}", proc]
     if with_gpus:
-        from trainers.smi import smi_gpu_command
+        from trainers.protocol.smi import smi_gpu_command
 
         parts += [
             f"echo {GPU_MARK}",

@@ -21,8 +21,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from trainers.gpu_sample import GPU_STATUS_OK, HostSample, HostStats, SampleFormatError
-from trainers.smi import GpuBlockAssembler, ProcSnapshot, SmiGpuTable, parse_apps_csv, smi_status
+from trainers.protocol.gpu_sample import GPU_STATUS_OK, HostSample, HostStats, SampleFormatError
+from trainers.protocol.smi import (
+    GpuBlockAssembler,
+    ProcSnapshot,
+    SmiGpuTable,
+    parse_apps_csv,
+    smi_status,
+)
 from transfer.connect import open_link
 from transfer.errors import (
     AuthenticationFailed,
@@ -351,7 +357,7 @@ class TelemetryStream:
         output = source.OnceOutput.parse(result.stdout)
         now = self.clock()
         before, after = output.snapshots(now)
-        from trainers.smi import sample_from_smi
+        from trainers.protocol.smi import sample_from_smi
 
         status = detection.gpu_status
         if with_gpus:

@@ -1,6 +1,6 @@
 """``gputui gpu HOST``: the host's GPUs and the machine around them, once or live.
 
-    gputui gpu a100 --once --json     one HostSample JSON line (the trainers.gpu_sample schema)
+    gputui gpu a100 --once --json     one HostSample JSON line (the protocol.gpu_sample schema)
     gputui gpu a100                   a sample every --interval seconds until Ctrl-C
     gputui gpu a100 --json            the same as JSON lines, for scripts
 
@@ -16,8 +16,8 @@ import asyncio
 import sys
 from typing import Any
 
-from trainers.gpu import format_human
-from trainers.gpu_sample import HostSample
+from trainers.protocol.gpu_sample import HostSample
+from trainers.protocol.sample_text import format_human
 from transfer.errors import GputuiError
 from transfer.hosts import HostStore
 from transfer.telemetry.events import TelemetryError, TelemetrySample, TelemetryStale

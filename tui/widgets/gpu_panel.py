@@ -19,7 +19,7 @@ from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from trainers.gpu_sample import GpuSample, HostSample
+from trainers.protocol.gpu_sample import GpuSample, HostSample
 from transfer.hosts import HostProfile
 from transfer.telemetry.fleet import HostTelemetry
 from transfer.telemetry.history import GpuHistory

@@ -1,6 +1,6 @@
 """The Metrics pane: how the training of the job highlighted in the Jobs pane is going.
 
-A job that runs gputui's trainer writes progress lines (``trainers.metrics``) that its job folder
+A job that runs gputui's trainer writes progress lines (``protocol.progress``) that its job folder
 links to; the pane reads them from the host (``transfer.jobs.metrics``) and plots the loss and the
 learning rate over the steps, with step/total, tokens/s, the ETA, what finishing will cost at the
 host's hourly rate, and which start of the run this is. Lines arrive as the trainer writes them,

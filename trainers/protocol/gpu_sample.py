@@ -2,7 +2,7 @@
 
 ``python -m trainers.gpu --json`` writes these lines on the GPU host; the laptop reads them back
 with ``HostSample.from_json``, and builds the same objects itself from ``nvidia-smi`` and ``/proc``
-text (``trainers.smi``) when the sampler is not installed. This module is stdlib-only so that
+text (``protocol.smi``) when the sampler is not installed. This module is stdlib-only so that
 transfer/ can import it without torch, psutil or pynvml.
 
 Schema (version ``SCHEMA_VERSION``); every metric may be ``null`` ("N/A": not readable here)::

@@ -2,7 +2,7 @@
 
 When the sampler is not installed on a rented host, the laptop runs ``smi_gpu_command()``
 (optionally in its ``-lms`` loop mode), ``smi_apps_command()`` and ``proc_command(workdir)``
-over SSH and hands the text here. The results are the same ``trainers.gpu_sample`` objects that
+over SSH and hands the text here. The results are the same ``protocol.gpu_sample`` objects that
 ``python -m trainers.gpu`` writes, so the panels cannot tell the two sources apart.
 
 Stdlib-only: the laptop imports this module.
@@ -14,7 +14,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from trainers.gpu_sample import (
+from trainers.protocol.gpu_sample import (
     GPU_STATUS_OK,
     GpuProcess,
     GpuSample,

@@ -26,7 +26,7 @@ and these, which only the job machinery reads:
 
 and, when the command is gputui's trainer (it finds the folder through ``GPUTUI_JOB_DIR``):
 
-- ``metrics.jsonl`` a symlink to the run's progress lines (``trainers.metrics``), so the laptop
+- ``metrics.jsonl`` a symlink to the run's progress lines (``protocol.progress``), so the laptop
                   can follow a job's metrics without reading its config
 - ``output``      a symlink to the run's output folder (checkpoints, adapter): what a pull of
                   the job's results fetches
