@@ -243,7 +243,10 @@ def test_a_bwlimit_push_ends_the_kept_shell_it_cannot_use(
     assert main(["push", "box", str(project)]) == 0
     assert main(["push", "box", str(project)]) == 0
     assert _waiting_shells(fresh_sshd) == 1
-    (project / "train.py").write_text("print('v2')\n")
+    changed = project / "train.py"
+    changed.write_text("print('v2')\n")
+    later = changed.stat().st_mtime + 10  # same size: only a newer mtime tells the quick check
+    os.utime(changed, (later, later))
     assert main(["push", "box", str(project), "--bwlimit", "1M"]) == 0
     assert (tmp_path / "workdir" / "train.py").read_text() == "print('v2')\n"
     deadline = time.monotonic() + 5
