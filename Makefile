@@ -2,23 +2,36 @@
 #   make run    create .venv, install, open the app on the built-in `local` host with the demo
 #               project ready (gputui --demo: push, train configs/dev.yaml, pull, on this machine)
 #   make test   create .venv, install with dev extras, run the whole suite
+#   make test-fast  the suite without network namespaces or training runs, for quick checks
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint system-packages venv clean tour
+.PHONY: run test test-fast shellcheck check lint system-packages venv clean tour
 
 run: venv
 	@.ci/system-packages --optional
 	$(BIN)/gputui --demo
 
+# The host-side shell scripts shipped with the packages; none yet is not an error.
+SHELL_SCRIPTS = $(shell find transfer trainers -name '*.sh' -type f 2>/dev/null | sort)
+
 test: venv
 	@.ci/system-packages
 	$(BIN)/lint-imports
 	$(BIN)/ruff check tui transfer trainers tests benchmarks
+	@$(MAKE) --no-print-directory shellcheck
 	$(BIN)/pytest -q
+
+# What a change is checked with while working: no network namespaces, no training runs.
+test-fast: venv
+	@.ci/system-packages
+	$(BIN)/pytest -q -m "not netns and not training and not slow"
+
+shellcheck:
+	$(if $(SHELL_SCRIPTS),shellcheck $(SHELL_SCRIPTS),@echo "shellcheck: no *.sh under transfer/ or trainers/")
 
 # The README tour's screenshots (docs/tour/*.svg), made by the headless app from the current code.
 tour: venv

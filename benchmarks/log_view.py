@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -51,6 +51,7 @@ HEARTBEAT_S = 0.01
 KEY_EVERY_S = 0.1
 MAX_LINES = 100_000
 SIZE = (160, 48)
+STYLES = Path(__file__).resolve().parents[1] / "tui" / "styles"
 
 
 class Batch(Message):
@@ -60,6 +61,8 @@ class Batch(Message):
 
 
 class BenchApp(App[None]):
+    CSS_PATH: ClassVar = [STYLES / "log_lines.tcss", STYLES / "log_view.tcss"]
+
     def __init__(self, widget: str) -> None:
         super().__init__()
         self.widget_kind = widget

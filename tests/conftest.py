@@ -1,7 +1,8 @@
 """Shared fixtures: an isolated gputui home for every test, and real sshd servers.
 
-Tests never read the person's own ``~/.ssh``: ``GPUTUI_SSH_DIR`` points at an empty folder per
-test, and ``SSH_AUTH_SOCK`` is unset unless a test starts its own agent.
+Tests never read the person's own home: ``HOME`` (the ``local`` host's home, so its jobs folder
+and work folders) and ``GPUTUI_SSH_DIR`` point at empty folders per test, and ``SSH_AUTH_SOCK`` is
+unset unless a test starts its own agent.
 """
 
 from __future__ import annotations
@@ -21,22 +22,39 @@ from transfer.keeper import client as keeper_client
 
 netguard.install()
 
+#: Tests that start the trainer (torch, a model): everything under tests/trainers/, and the job
+#: tests that train. ``make test-fast`` (``-m "not training"``) leaves them out; ``make test``
+#: runs them.
+TRAINING_FOLDER = "trainers"
+TRAINING_MODULES = frozenset({"test_train_cli.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name == TRAINING_FOLDER or item.path.name in TRAINING_MODULES:
+            item.add_marker(pytest.mark.training)
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
-    """``$GPUTUI_HOME``, the ssh folder gputui reads and the connection keepers' folder are
-    fresh, empty folders; keepers that a test's pushes started are stopped after it.
+    """``$HOME``, ``$GPUTUI_HOME``, the ssh folder gputui reads and the connection keepers'
+    folder are fresh, empty folders; keepers that a test's pushes started are stopped after it.
 
     They live outside ``tmp_path``, so a test's own ``tmp_path`` starts empty.
     """
     base = tmp_path_factory.mktemp("isolated")
+    user_home = base / "home"
     home = base / "gputui-home"
     ssh_dir = base / "dot-ssh"
     run_dir = base / "run"
-    home.mkdir(mode=0o700)
-    ssh_dir.mkdir(mode=0o700)
+    for folder in (user_home, home, ssh_dir):
+        folder.mkdir(mode=0o700)
+    real_pyenv = Path.home() / ".pyenv"
+    if "PYENV_ROOT" not in os.environ and real_pyenv.is_dir():
+        monkeypatch.setenv("PYENV_ROOT", str(real_pyenv))  # pyenv's shims find Python through it
+    monkeypatch.setenv("HOME", str(user_home))
     monkeypatch.setenv("GPUTUI_HOME", str(home))
     monkeypatch.setenv("GPUTUI_SSH_DIR", str(ssh_dir))
     monkeypatch.setenv("GPUTUI_RUN_DIR", str(run_dir))

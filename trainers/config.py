@@ -8,12 +8,19 @@ on a laptop and on a GPU host.
 
 Every bad field is reported once, as ``section.field: what is wrong (got VALUE)``, so a typo in a
 long file costs one read of the error, not a traceback. Importing this module does not import torch.
+
+``python -m trainers.config CONFIG [--set SECTION.FIELD=VALUE ...]`` only validates: nothing on
+stdout and exit 0 when the config is valid, its one-line summary on stderr and exit 2 when not.
+The laptop runs it before a push, so a typo fails before anything is sent.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +35,11 @@ class ConfigError(Exception):
         self.source = source
         self.errors = errors
         super().__init__("\n".join(f"{source}: {line}" for line in errors))
+
+    def summary(self) -> str:
+        """The first error as one line, with how many more there are."""
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        return f"{self.source}: {self.errors[0]}{more}"
 
 
 class _Section(BaseModel):
@@ -287,3 +299,37 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         return parse_config(data, source)
     except ConfigError as exc:
         raise ConfigError(source, _mark_overridden(exc.errors, overrides)) from None
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set SECTION.FIELD=VALUE``, repeatable: one flag for training and for checking."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one config field (repeatable), e.g. --set train.max_steps=50",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Validate a config without training; the exit status says whether it is valid."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trainers.config",
+        description="Check a training config: silent and exit 0 when valid, one line on stderr "
+        "and exit 2 when not.",
+    )
+    parser.add_argument("config", help="training config (YAML)")
+    add_overrides_argument(parser)
+    args = parser.parse_args(argv)
+    try:
+        load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(exc.summary(), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

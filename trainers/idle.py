@@ -228,7 +228,7 @@ def _replay_samples(path: Path) -> Iterable[tuple[float, list[int | None]]]:
 
 
 def _live_samples(interval: float) -> Iterable[tuple[float, list[int | None]]]:
-    from trainers.gpu import Nvml
+    from trainers.nvml import Nvml
 
     nvml = Nvml()
     try:

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from trainers.loop import main as train_main
+    from trainers.train_cli import main as train_main
 
     return train_main(argv, require_lora=True)
 
 
 if __name__ == "__main__":
-    from trainers.loop import exit_with
+    from trainers.train_cli import exit_with
 
     exit_with(main())

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncssh
 
-from transfer.errors import ConfigError, GputuiError, HostKeyChanged, HostKeyError
+from transfer.connect import open_link
+from transfer.errors import GputuiError, HostKeyChanged, HostKeyError
 from transfer.hosts import HostProfile
 from transfer.known_hosts import (
     HostKeyInfo,
@@ -25,7 +26,6 @@ from transfer.known_hosts import (
     refusal,
 )
 from transfer.paths import known_hosts_file, locked
-from transfer.ssh_connection import fetch_presented_key
 
 __all__ = [
     "HostKeyInfo",
@@ -43,9 +43,7 @@ async def fetch_host_key(host: HostProfile) -> HostKeyInfo:
     Behind a jump host that is not trusted yet, this is the jump host's key: trust goes hop by
     hop, in the order the connection needs it.
     """
-    if host.is_local:
-        raise ConfigError(f"{host.name} is this machine: it has no SSH host key")
-    return await fetch_presented_key(host)
+    return await open_link(host).presented_host_key()
 
 
 def key_status(host: HostProfile, info: HostKeyInfo) -> KeyStatus:

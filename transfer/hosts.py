@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from transfer.errors import ConfigError, HostNotFound
-from transfer.paths import ensure_folder, hosts_file, locked
+from transfer.paths import atomic_write, hosts_file, locked
 
 LOCAL = "local"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -226,7 +225,7 @@ class HostStore:
         text = yaml.safe_dump({"hosts": entries}, sort_keys=False, allow_unicode=True)
         target = self._write_target()
         try:
-            _atomic_write(target, text)
+            atomic_write(target, text)
         except OSError as exc:
             raise ConfigError(f"{target}: not saved: {exc.strerror or exc}") from None
 
@@ -264,26 +263,6 @@ class HostStore:
                 f"{self.path} links to {target}, which belongs to another user; not written"
             )
         return target
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    ensure_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _line_of(node: yaml.Node | None, keys: list[Any]) -> int:

@@ -2,7 +2,9 @@
 
 Everything else in transfer/ is written once against :class:`Link`, so the whole loop works on a
 laptop's own GPU with no server. Paths on the host are POSIX strings; a leading ``~`` means the
-home folder of the account we log in as.
+home folder of the account we log in as. What differs between kinds of host (how a terminal
+reaches it, whether it has a host key) is answered by the link too, never by its callers; the
+kinds themselves are registered in :mod:`transfer.connect`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from transfer.errors import RemoteCommandFailed
 from transfer.hosts import HostProfile
+
+if TYPE_CHECKING:
+    from transfer.known_hosts import HostKeyInfo
+    from transfer.process import RemoteProcess
 
 
 def shown_path(path: str) -> str:
@@ -95,6 +102,12 @@ class LinkFile(abc.ABC):
 class Link(abc.ABC):
     """A live connection to one host. Use as ``async with connect(host) as link:``."""
 
+    #: Interpreters known to have gputui on this kind of host, tried before the usual ones when
+    #: looking for the GPU sampler there.
+    sampler_pythons: tuple[str, ...] = ()
+    #: Whether the host proves itself with an SSH host key that the person may trust.
+    has_host_key: bool = True
+
     def __init__(self, host: HostProfile) -> None:
         self.host = host
 
@@ -142,6 +155,25 @@ class Link(abc.ABC):
     @abc.abstractmethod
     def stream(self, command: str) -> AsyncIterator[str]:
         """Yield the command's stdout lines (without the newline) as they arrive."""
+
+    @abc.abstractmethod
+    async def start_process(
+        self, script: str, *, doing: str, receive_window: int | None = None
+    ) -> RemoteProcess:
+        """Start ``sh -c script`` in the home folder as a binary pipe (stdin, stdout, stderr).
+
+        ``doing`` names the work in errors; ``receive_window`` bounds how many bytes of stdout
+        may be in flight (a channel's window; a pipe has its own). A lost connection raises
+        LinkLost here and from the process.
+        """
+
+    @abc.abstractmethod
+    def terminal_argv(self, argv: list[str]) -> list[str]:
+        """What to run in the person's terminal to run ``argv`` interactively on the host."""
+
+    @abc.abstractmethod
+    async def presented_host_key(self) -> HostKeyInfo:
+        """The key the host presents now; ConfigError for a host that has none."""
 
     # -- files -----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -12,11 +12,12 @@ import contextlib
 import os
 import signal
 import stat as stat_module
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from transfer.errors import RemoteCommandFailed, RemoteFileError, RemoteFileNotFound
+from transfer.errors import ConfigError, RemoteCommandFailed, RemoteFileError, RemoteFileNotFound
 from transfer.hosts import HostProfile
 from transfer.link import (
     CommandResult,
@@ -26,6 +27,10 @@ from transfer.link import (
     exit_status_for_signal,
     shown_path,
 )
+from transfer.process import RemoteProcess
+
+if TYPE_CHECKING:
+    from transfer.known_hosts import HostKeyInfo
 
 T = TypeVar("T")
 
@@ -98,6 +103,10 @@ class LocalFile(LinkFile):
 class LocalLink(Link):
     """The built-in ``local`` host: no server, no keys, same interface as SSH."""
 
+    # This very interpreter runs gputui, so it can sample the GPUs here.
+    sampler_pythons = (sys.executable,)
+    has_host_key = False
+
     def __init__(self, host: HostProfile) -> None:
         super().__init__(host)
         self._home: str | None = None
@@ -130,7 +139,7 @@ class LocalLink(Link):
         )
         try:
             stdout, stderr = await asyncio.wait_for(process.communicate(input), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await _kill_group(process)
             raise RemoteCommandFailed(
                 f"`{command[:80]}` did not finish within {timeout:g} s on {self.host.name}"
@@ -182,6 +191,29 @@ class LocalLink(Link):
                 status = exit_status_for_signal(-status)
             last = f": {tail[-1]}" if tail else ""
             raise RemoteCommandFailed(f"`{command[:80]}` exited {status}{last}")
+
+    async def start_process(
+        self, script: str, *, doing: str, receive_window: int | None = None
+    ) -> RemoteProcess:
+        """A ``/bin/sh`` subprocess in its own process group; a pipe bounds what is in flight."""
+        process = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            script,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=await self.home(),
+            start_new_session=True,
+        )
+        return LocalProcess(self.host.name, doing, process)
+
+    def terminal_argv(self, argv: list[str]) -> list[str]:
+        """The command itself: the person's terminal is already on this machine."""
+        return list(argv)
+
+    async def presented_host_key(self) -> HostKeyInfo:
+        raise ConfigError(f"{self.host.name} is this machine: it has no SSH host key")
 
     # -- files -----------------------------------------------------------------------------
     async def home(self) -> str:
@@ -281,3 +313,52 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
             os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         await process.wait()
+
+
+class LocalProcess(RemoteProcess):
+    """A subprocess as a binary pipe; aborting kills its whole process group."""
+
+    def __init__(self, host: str, doing: str, process: asyncio.subprocess.Process) -> None:
+        super().__init__(host, doing)
+        self._process = process
+        self._stderr_task = asyncio.ensure_future(self._collect_stderr())
+
+    async def _collect_stderr(self) -> None:
+        assert self._process.stderr is not None
+        while chunk := await self._process.stderr.read(65536):
+            self._add_stderr(chunk)
+
+    async def write(self, data: bytes | memoryview) -> None:
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(data)
+            await self._process.stdin.drain()
+        except ConnectionResetError as exc:
+            raise BrokenPipeError("the command stopped reading") from exc
+
+    async def write_eof(self) -> None:
+        assert self._process.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._process.stdin.close()
+
+    async def read(self, size: int) -> bytes:
+        assert self._process.stdout is not None
+        return await self._process.stdout.read(size)
+
+    async def finish(self) -> tuple[int, bytes]:
+        status = await self._process.wait()
+        await self._stderr_task
+        if status < 0:
+            status = exit_status_for_signal(-status)
+        return status, bytes(self._stderr)
+
+    def abort(self) -> None:
+        self._stderr_task.cancel()
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            _REAPING.add(reap := asyncio.ensure_future(self._process.wait()))
+            reap.add_done_callback(_REAPING.discard)
+
+
+_REAPING: set[asyncio.Future[int]] = set()

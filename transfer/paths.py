@@ -1,9 +1,11 @@
-"""Where gputui keeps its state on the laptop, and the lock that keeps concurrent updates whole."""
+"""Where gputui keeps its state on the laptop, the lock that keeps concurrent updates whole, and
+the one way a state file is replaced."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,3 +67,30 @@ def locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` (text as UTF-8), created with ``mode``.
+
+    A temp file beside it is written and fsynced, renamed over ``path``, and the folder fsynced:
+    after a crash or power loss the file is the old one or the new one, never a part, so readers
+    need no lock. The folder is made (mode 0700) when missing.
+    """
+    ensure_folder(path.parent)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    folder_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(folder_fd)
+    finally:
+        os.close(folder_fd)

@@ -15,6 +15,7 @@ from typing import Any
 from transfer.connect import open_link
 from transfer.hosts import HostProfile
 from transfer.link import Link
+from transfer.scripts import load
 
 LATENCY_SAMPLES = 3
 PROBE_TIMEOUT_S = 60.0
@@ -66,32 +67,9 @@ async def _round_trip(link: Link) -> float:
 
 
 def probe_script(workdir: str) -> str:
-    """The script, with the workdir quoted (``~`` becomes the login's ``$HOME``)."""
-    return f"""
-wd={_shell_path(workdir)}
-os=$( (. /etc/os-release && printf '%s' "$PRETTY_NAME") 2>/dev/null )
-[ -n "$os" ] || os=$(uname -sr 2>/dev/null)
-printf 'os=%s\\n' "$os"
-if command -v python3 >/dev/null 2>&1; then
-  version=$(python3 -c 'import platform; print(platform.python_version())' 2>/dev/null)
-  printf 'python=%s\\n' "$version"
-fi
-for tool in tmux rsync nvidia-smi; do
-  if command -v "$tool" >/dev/null 2>&1; then printf 'has=%s\\n' "$tool"; fi
-done
-if command -v nvidia-smi >/dev/null 2>&1; then
-  limit=
-  if command -v timeout >/dev/null 2>&1; then limit="timeout 20"; fi
-  if gpus=$($limit {GPU_QUERY} 2>/dev/null); then
-    printf '%s\\n' "$gpus" | sed -n 's/^./gpu=&/p'
-  fi
-fi
-printf 'workdir=%s\\n' "$wd"
-d=$wd
-while [ ! -e "$d" ] && [ "$d" != / ] && [ "$d" != . ]; do d=$(dirname -- "$d"); done
-df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 {{ print "disk_free_kib=" $4 }}'
-exit 0
-"""
+    """The script, after a prelude with the workdir quoted (``~`` becomes the login's ``$HOME``)
+    and the nvidia-smi query as its arguments."""
+    return f"wd={_shell_path(workdir)}\nset -- {GPU_QUERY}\n" + load("probe_host.sh")
 
 
 def parse_probe_output(host: str, latency_ms: float, text: str) -> ProbeReport:

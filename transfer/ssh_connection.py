@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import asyncssh
-from asyncssh.encryption import get_default_encryption_algs
 from asyncssh.public_key import get_default_certificate_algs, get_default_public_key_algs
 
 from transfer.errors import (
@@ -35,47 +31,21 @@ from transfer.errors import (
     HostKeyUnknown,
     HostUnreachable,
 )
-from transfer.hosts import HostProfile, HostStore
-from transfer.known_hosts import HostKeyInfo, TrustedKeys, key_info, known_as, lookup, refusal
-from transfer.sshconfig import default_ssh_dir
+from transfer.hosts import HostProfile
+from transfer.known_hosts import HostKeyInfo, TrustedKeys, key_info, lookup, refusal
+from transfer.ssh_plan import (
+    CONNECT_TIMEOUT_S,
+    MAX_HOPS,
+    LoginPlan,
+    Target,
+    hop_target,
+    key_problem,
+    plan_login,
+)
 
 log = logging.getLogger("gputui.transfer")
 
-CONNECT_TIMEOUT_S = 20.0
-LOGIN_TIMEOUT_S = 30.0
-KEEPALIVE_INTERVAL_S = 15.0
-KEEPALIVE_COUNT_MAX = 3
-# Bulk pulls need bandwidth x RTT in flight; asyncssh's 2 MiB default caps a 100 ms link at 20 MB/s.
-WINDOW_BYTES = 16 * 1024 * 1024
-# AES-GCM uses the CPU's AES instructions: several times faster than ChaCha20 in asyncssh.
-PREFERRED_CIPHER = "aes128-gcm@openssh.com"
-DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa", "id_ed25519_sk", "id_ecdsa_sk")
-MAX_HOPS = 8
-
 LostCallback = Callable[[asyncssh.SSHClientConnection], None]
-
-
-@dataclass(frozen=True)
-class Target:
-    """One machine to log in to: a profile, or one hop of a jump chain."""
-
-    label: str
-    hostname: str
-    port: int | None = None  # None: the ssh config decides, else 22
-    user: str | None = None
-    identity_file: str | None = None
-    proxy_jump: str | None = None  # None: the ssh config decides; "none": direct
-
-    @classmethod
-    def of(cls, host: HostProfile) -> Target:
-        return cls(
-            label=host.name,
-            hostname=host.hostname,
-            port=host.port if host.port != 22 else None,
-            user=host.user,
-            identity_file=host.identity_file,
-            proxy_jump=host.proxy_jump,
-        )
 
 
 @dataclass
@@ -124,31 +94,6 @@ class _GuardedClient(asyncssh.SSHClient):
         return False
 
 
-@dataclass
-class _Plan:
-    """A target with its ssh config applied: where to go, as whom, with which keys."""
-
-    target: Target
-    kwargs: dict[str, Any]
-    hostname: str
-    port: int
-    username: str
-    known_as: str
-    jump: str | None
-    keys_tried: list[str]
-
-    @property
-    def address(self) -> str:
-        port = f":{self.port}" if self.port != 22 else ""
-        return f"{self.username}@{self.hostname}{port}"
-
-
-def ssh_config_paths() -> list[str]:
-    """The ssh config gputui reads: ``~/.ssh/config`` (or ``$GPUTUI_SSH_DIR/config``)."""
-    path = default_ssh_dir() / "config"
-    return [str(path)] if path.is_file() else []
-
-
 async def connect_host(host: HostProfile, *, on_lost: LostCallback | None = None) -> ConnectedHost:
     """Log in to ``host`` (through its jump hosts); every failure is one GputuiError."""
     hops: list[asyncssh.SSHClientConnection] = []
@@ -165,7 +110,7 @@ async def fetch_presented_key(host: HostProfile) -> HostKeyInfo:
     target = Target.of(host)
     hops: list[asyncssh.SSHClientConnection] = []
     try:
-        plan = await _plan(target)
+        plan = await plan_login(target)
         try:
             tunnel = await _open_jumps(plan, hops, depth=0)
         except (HostKeyUnknown, HostKeyChanged) as exc:
@@ -185,7 +130,7 @@ async def _connect(
     depth: int,
     via: asyncssh.SSHClientConnection | None = None,
 ) -> asyncssh.SSHClientConnection:
-    plan = await _plan(target)
+    plan = await plan_login(target)
     tunnel = via if via is not None else await _open_jumps(plan, hops, depth)
     trusted = await asyncio.to_thread(lookup, plan.known_as)
     watch = _Watch(on_lost)
@@ -203,12 +148,12 @@ async def _connect(
     except asyncssh.HostKeyNotVerifiable:
         key, ca = await _presented_keys(plan, tunnel, trusted, watch)
         raise refusal(trusted, plan.target.label, plan.known_as, key, ca) from None
-    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
         raise _as_gputui_error(exc, plan) from None
 
 
 async def _presented_keys(
-    plan: _Plan,
+    plan: LoginPlan,
     tunnel: asyncssh.SSHClientConnection | None,
     trusted: TrustedKeys,
     seen: _Watch | None = None,
@@ -230,7 +175,7 @@ async def _presented_keys(
 
 
 async def _key_exchange(
-    plan: _Plan, tunnel: asyncssh.SSHClientConnection | None, algs: list[str]
+    plan: LoginPlan, tunnel: asyncssh.SSHClientConnection | None, algs: list[str]
 ) -> _Watch:
     """One handshake that only records what the host presents: every key is refused."""
     watch = _Watch(None)
@@ -245,83 +190,14 @@ async def _key_exchange(
         )
     except asyncssh.HostKeyNotVerifiable:
         return watch
-    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
         raise _as_gputui_error(exc, plan) from None
     conn.close()  # not reached: the client above trusts nothing
     return watch
 
 
-async def _plan(target: Target) -> _Plan:
-    """Apply the ssh config and load the keys, as asyncssh will for the real connection."""
-    config = ssh_config_paths()
-    kwargs: dict[str, Any] = {
-        "config": config,
-        "connect_timeout": CONNECT_TIMEOUT_S,
-        "login_timeout": LOGIN_TIMEOUT_S,
-        "keepalive_interval": KEEPALIVE_INTERVAL_S,
-        "keepalive_count_max": KEEPALIVE_COUNT_MAX,
-        "encryption_algs": _encryption_algs(),
-        "window": WINDOW_BYTES,
-    }
-    if target.user:
-        kwargs["username"] = target.user
-    keys_tried: list[str] = []
-    agent = bool(os.environ.get("SSH_AUTH_SOCK"))
-    if target.identity_file:
-        path = Path(target.identity_file).expanduser()
-        if not path.is_file():
-            raise AuthenticationFailed(
-                f"{target.label}: identity file {path} does not exist; fix the host's key file"
-            )
-        kwargs["client_keys"] = [str(path)]
-        kwargs["ignore_encrypted"] = agent  # the agent may hold it unlocked
-        keys_tried.append(str(path))
-    elif os.environ.get("GPUTUI_SSH_DIR"):
-        found = [default_ssh_dir() / n for n in DEFAULT_KEY_NAMES]
-        found = [p for p in found if p.is_file()]
-        if found:
-            kwargs["client_keys"] = [str(p) for p in found]
-            kwargs["ignore_encrypted"] = True
-            keys_tried += [str(p) for p in found]
-    try:
-        options = await asyncssh.SSHClientConnectionOptions.construct(
-            host=target.hostname, port=target.port or (), **kwargs
-        )
-    except asyncssh.KeyImportError as exc:
-        raise AuthenticationFailed(_key_problem(target, keys_tried, exc)) from None
-    except OSError as exc:
-        raise AuthenticationFailed(
-            f"{target.label}: cannot read key file {exc.filename or ''}: {exc.strerror}"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(f"ssh settings for {target.label}: {exc}") from None
-    if not keys_tried:
-        configured = options.config.get("IdentityFile", ())
-        if configured:
-            keys_tried += [str(p) for p in configured]
-        else:
-            keys_tried += [str(Path("~/.ssh") / n) for n in DEFAULT_KEY_NAMES[:3]]
-    if options.agent_path:
-        keys_tried.append("the ssh-agent's keys")
-    jump = target.proxy_jump if target.proxy_jump is not None else options.tunnel
-    if not isinstance(jump, str) or jump.strip().lower() in ("", "none"):
-        jump = None
-    kwargs["username"] = options.username
-    name = options.host_key_alias or options.host
-    return _Plan(
-        target=target,
-        kwargs=kwargs,
-        hostname=options.host,
-        port=int(options.port),
-        username=options.username,
-        known_as=known_as(name, int(options.port)),
-        jump=jump,
-        keys_tried=keys_tried,
-    )
-
-
 async def _open_jumps(
-    plan: _Plan, hops: list[asyncssh.SSHClientConnection], depth: int
+    plan: LoginPlan, hops: list[asyncssh.SSHClientConnection], depth: int
 ) -> asyncssh.SSHClientConnection | None:
     """Open the jump chain ``a,b,…`` in order, each hop through the previous one."""
     if plan.jump is None:
@@ -330,7 +206,7 @@ async def _open_jumps(
         raise ConfigError(f"{plan.target.label}: ProxyJump chain is longer than {MAX_HOPS} hops")
     via: asyncssh.SSHClientConnection | None = None
     for index, spec in enumerate(s.strip() for s in plan.jump.split(",")):
-        hop = await asyncio.to_thread(_hop_target, spec, first=index == 0)
+        hop = await asyncio.to_thread(hop_target, spec, first=index == 0)
         try:
             conn = await _connect(hop, hops, on_lost=None, depth=depth + 1, via=via)
         except HostUnreachable as exc:
@@ -338,38 +214,6 @@ async def _open_jumps(
         hops.append(conn)
         via = conn
     return via
-
-
-def _hop_target(spec: str, *, first: bool) -> Target:
-    """A jump host: a gputui profile name, or ``[user@]host[:port]`` (ssh config applies)."""
-    if spec.startswith("ssh://"):
-        spec = spec[len("ssh://") :]
-    if "@" not in spec and ":" not in spec:
-        try:
-            for profile in HostStore().load():
-                if profile.name == spec and not profile.is_local:
-                    return Target.of(profile)
-        except GputuiError:
-            pass
-    user, _, hostport = spec.rpartition("@")
-    hostname, port = hostport, None
-    if hostport.startswith("["):
-        inner, _, rest = hostport[1:].partition("]")
-        hostname = inner
-        if rest.startswith(":") and rest[1:].isdigit():
-            port = int(rest[1:])
-    elif hostport.count(":") == 1:
-        name, _, number = hostport.partition(":")
-        if number.isdigit():
-            hostname, port = name, int(number)
-    # Only the first hop may have its own ProxyJump from the ssh config; later ones go via it.
-    return Target(
-        label=spec,
-        hostname=hostname,
-        port=port,
-        user=user or None,
-        proxy_jump=None if first else "none",
-    )
 
 
 def _host_key_algs(trusted: TrustedKeys, *, certificates: bool = True) -> list[str]:
@@ -385,12 +229,7 @@ def _host_key_algs(trusted: TrustedKeys, *, certificates: bool = True) -> list[s
     return list(dict.fromkeys(algs))
 
 
-def _encryption_algs() -> list[str]:
-    algs = [a.decode() for a in get_default_encryption_algs()]
-    return list(dict.fromkeys([PREFERRED_CIPHER, *algs]))
-
-
-def _as_gputui_error(exc: BaseException, plan: _Plan) -> GputuiError:
+def _as_gputui_error(exc: BaseException, plan: LoginPlan) -> GputuiError:
     label, address = plan.target.label, plan.address
     if isinstance(exc, asyncssh.PermissionDenied):
         return AuthenticationFailed(
@@ -398,7 +237,7 @@ def _as_gputui_error(exc: BaseException, plan: _Plan) -> GputuiError:
             "set the host's key file or load the key into ssh-agent"
         )
     if isinstance(exc, asyncssh.KeyImportError):
-        return AuthenticationFailed(_key_problem(plan.target, plan.keys_tried, exc))
+        return AuthenticationFailed(key_problem(plan.target, plan.keys_tried, exc))
     return HostUnreachable(f"cannot reach {label} ({address}): {_reason(exc)}")
 
 
@@ -418,22 +257,11 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _key_problem(target: Target, keys: list[str], exc: BaseException) -> str:
-    text = str(exc)
-    where = keys[0] if keys else "the key file"
-    if "assphrase" in text:
-        return (
-            f"{target.label}: {where} is protected by a passphrase; "
-            f"load it into ssh-agent (ssh-add {where})"
-        )
-    return f"{target.label}: cannot use {where}: {text}"
-
-
 async def _close_all(conns: list[asyncssh.SSHClientConnection]) -> None:
     for conn in conns:
         conn.close()
     for conn in conns:
         try:
             await asyncio.wait_for(conn.wait_closed(), timeout=5)
-        except (asyncio.TimeoutError, OSError, asyncssh.Error):
+        except (TimeoutError, OSError, asyncssh.Error):
             conn.abort()

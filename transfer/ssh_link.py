@@ -1,52 +1,25 @@
 """The link to a host over SSH (asyncssh): commands on channels, files over one SFTP session.
 
-A dropped connection is noticed by asyncssh (keepalive every 15 s, or the socket closing) and
-the next operation reconnects, retrying with backoff from 0.5 s up to 8 s between attempts for
-about a minute before giving up with LinkLost. Operations that cannot have had an effect yet
-(opening a channel, reading) are retried on the new connection; one that may have half
-happened (a running command, a rename) raises LinkLost instead of running twice.
+The connection, its reconnects and the commands are :class:`transfer.ssh_session.SSHSession`;
+this adds the files, read and written over the connection's one SFTP session.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-import shlex
 import stat as stat_module
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncssh
 
-from transfer.errors import (
-    GputuiError,
-    HostUnreachable,
-    LinkLost,
-    RemoteCommandFailed,
-    RemoteFileError,
-    RemoteFileNotFound,
-)
-from transfer.hosts import HostProfile
-from transfer.link import (
-    CommandResult,
-    FileStat,
-    Link,
-    LinkFile,
-    exit_status_for_signal,
-    shown_path,
-)
-from transfer.ssh_connection import ConnectedHost, connect_host
+from transfer.errors import RemoteFileError
+from transfer.link import FileStat, LinkFile, shown_path
+from transfer.ssh_session import TRANSPORT_ERRORS, SSHSession
 
 T = TypeVar("T")
-log = logging.getLogger("gputui.transfer")
 
-STDERR_TAIL_LINES = 20
-KILL_GRACE_S = 1.0  # the host's own kill comes this long after we stop waiting
 _SFTP_MODES = {"rb", "wb", "ab", "r+b"}
-# What a connection that died mid-operation raises, besides the errors asyncssh maps itself.
-_TRANSPORT_ERRORS = (asyncssh.Error, OSError, EOFError, asyncio.IncompleteReadError)
 
 
 class SSHFile(LinkFile):
@@ -66,260 +39,13 @@ class SSHFile(LinkFile):
         return await self._link._guard("write", self._path, self._handle.write(data, offset))
 
     async def close(self) -> None:
-        with contextlib.suppress(*_TRANSPORT_ERRORS):
+        with contextlib.suppress(*TRANSPORT_ERRORS):
             await self._handle.close()
 
 
-class SSHLink(Link):
-    """A host reached over SSH. ``connection`` is the live asyncssh connection."""
+class SSHLink(SSHSession):
+    """A host reached over SSH: commands on channels, files over the one SFTP session."""
 
-    reconnect_deadline_s = 60.0
-    first_backoff_s = 0.5
-    max_backoff_s = 8.0
-
-    def __init__(self, host: HostProfile) -> None:
-        super().__init__(host)
-        self._route: ConnectedHost | None = None
-        self._lost = False
-        self._sftp: asyncssh.SFTPClient | None = None
-        self._sftp_conn: asyncssh.SSHClientConnection | None = None
-        self._home: str | None = None
-        self._lock = asyncio.Lock()
-        self._sftp_lock = asyncio.Lock()
-        self.reconnects = 0
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def connection(self) -> asyncssh.SSHClientConnection:
-        """The asyncssh connection, for work that needs channels of its own (bulk transfer)."""
-        if self._route is None or not self.is_connected:
-            raise LinkLost(f"not connected to {self.host.name}")
-        return self._route.conn
-
-    @property
-    def is_connected(self) -> bool:
-        return self._route is not None and not self._lost and not self._route.conn.is_closed()
-
-    async def connect(self) -> None:
-        async with self._lock:
-            if not self.is_connected:
-                await self._open()
-
-    async def ensure_connected(self) -> None:
-        """Return at once when connected; reconnect (with backoff) when the connection dropped."""
-        if self.is_connected:
-            return
-        async with self._lock:
-            if self.is_connected:
-                return
-            if self._route is None:
-                await self._open()
-            else:
-                await self._reconnect()
-
-    async def close(self) -> None:
-        async with self._lock:
-            route, self._route = self._route, None
-            sftp, self._sftp, self._sftp_conn = self._sftp, None, None
-            if sftp is not None:
-                sftp.exit()
-            if route is not None:
-                await route.close()
-
-    async def _open(self) -> None:
-        route = await connect_host(self.host, on_lost=self._on_lost)
-        old, self._route = self._route, route
-        self._lost = False
-        self._sftp, self._sftp_conn = None, None
-        if old is not None:
-            await old.close()
-
-    async def _reconnect(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.reconnect_deadline_s
-        delay = self.first_backoff_s
-        while True:
-            try:
-                await self._open()
-            except (HostUnreachable, LinkLost) as exc:
-                last: GputuiError = exc
-            else:
-                self.reconnects += 1
-                log.info("reconnected to %s", self.host.name)
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise LinkLost(
-                    f"lost the connection to {self.host.name} and could not restore it "
-                    f"within {self.reconnect_deadline_s:g} s: {last}"
-                )
-            log.info("reconnecting to %s in %.1f s: %s", self.host.name, delay, last)
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, self.max_backoff_s)
-
-    def _on_lost(self, conn: asyncssh.SSHClientConnection) -> None:
-        if self._route is not None and conn is self._route.conn:
-            self._lost = True
-
-    def _is_dead(self, conn: asyncssh.SSHClientConnection) -> bool:
-        return conn.is_closed() or (
-            self._route is not None and conn is self._route.conn and self._lost
-        )
-
-    async def _call(
-        self,
-        what: str,
-        op: Callable[[asyncssh.SSHClientConnection], Awaitable[T]],
-        *,
-        retry: bool,
-        path: str | None = None,
-    ) -> T:
-        """Run ``op`` on a live connection; on a drop reconnect and (if ``retry``) run it again."""
-        for attempt in (1, 2):
-            await self.ensure_connected()
-            assert self._route is not None
-            conn = self._route.conn
-            try:
-                return await op(conn)
-            except GputuiError:
-                raise
-            except _TRANSPORT_ERRORS as exc:
-                if not self._is_dead(conn) and not _is_connection_loss(exc):
-                    raise self._error(what, path, exc) from None
-            self._on_lost(conn)
-            if not retry or attempt == 2:
-                raise LinkLost(
-                    f"the connection to {self.host.name} dropped during {what}; "
-                    "the next operation reconnects"
-                )
-        raise AssertionError("unreachable")
-
-    async def _guard(self, what: str, path: str, work: Awaitable[T]) -> T:
-        """Map errors of an operation on an already open channel or file (never retried)."""
-        conn = self._route.conn if self._route is not None else None
-        try:
-            return await work
-        except _TRANSPORT_ERRORS as exc:
-            if (conn is not None and self._is_dead(conn)) or _is_connection_loss(exc):
-                if conn is not None:
-                    self._on_lost(conn)
-                raise LinkLost(
-                    f"the connection to {self.host.name} dropped during {what} of "
-                    f"{shown_path(path)}; the next operation reconnects"
-                ) from None
-            raise self._error(what, path, exc) from None
-
-    def _error(self, what: str, path: str | None, exc: BaseException) -> GputuiError:
-        name = self.host.name
-        shown = shown_path(path) if path is not None else ""
-        if isinstance(exc, (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath)):
-            return RemoteFileNotFound(f"{name}: no such file or folder: {shown}")
-        if isinstance(exc, asyncssh.SFTPPermissionDenied):
-            return RemoteFileError(f"{name}: cannot {what} {shown}: permission denied")
-        if isinstance(exc, (asyncssh.SFTPNoSpaceOnFilesystem, asyncssh.SFTPQuotaExceeded)):
-            return RemoteFileError(f"{name}: cannot {what} {shown}: no space left")
-        if isinstance(exc, asyncssh.SFTPError):
-            return RemoteFileError(f"{name}: cannot {what} {shown}: {exc.reason or 'failure'}")
-        if isinstance(exc, asyncssh.ChannelOpenError):
-            return RemoteCommandFailed(f"{name}: cannot {what}: {exc.reason}")
-        reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
-        return RemoteFileError(f"{name}: cannot {what} {shown}: {reason}".replace("  ", " "))
-
-    # -- commands --------------------------------------------------------------------------
-    async def _start(
-        self, command: str, *, stdin: bool, kill_after: float | None = None
-    ) -> asyncssh.SSHClientProcess[bytes]:
-        """Open a channel running ``sh -c command`` (the login shell may not be POSIX).
-
-        With ``kill_after``, the host itself kills the command (and its children) after that
-        many seconds when coreutils ``timeout`` is there: sshd ignores signal requests for
-        root logins, which are common on rented GPU machines.
-        """
-        remote = f"sh -c {shlex.quote(command)}"
-        if kill_after is not None:
-            remote = (
-                "command -v timeout >/dev/null 2>&1 && "
-                f"exec timeout -s KILL {kill_after:.3f} {remote}; exec {remote}"
-            )
-
-        async def start(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess[bytes]:
-            return await conn.create_process(
-                remote, encoding=None, stdin=asyncssh.PIPE if stdin else asyncssh.DEVNULL
-            )
-
-        return await self._call(f"starting `{command[:60]}`", start, retry=True)
-
-    async def run(
-        self,
-        command: str,
-        *,
-        input: bytes | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-    ) -> CommandResult:
-        """Run on the host; a timeout raises RemoteCommandFailed and stops the command."""
-        kill_after = timeout + KILL_GRACE_S if timeout is not None else None
-        process = await self._start(command, stdin=input is not None, kill_after=kill_after)
-        try:
-            stdout, stderr = await asyncio.wait_for(
-                self._guard("run", command[:60], process.communicate(input)), timeout
-            )
-        except asyncio.TimeoutError:
-            with contextlib.suppress(*_TRANSPORT_ERRORS):
-                process.kill()
-            process.close()
-            raise RemoteCommandFailed(
-                f"`{command[:80]}` did not finish within {timeout:g} s on {self.host.name}"
-            ) from None
-        except BaseException:
-            process.close()
-            raise
-        result = CommandResult(
-            command=command,
-            exit_status=self._exit_status(process, command),
-            stdout=bytes(stdout or b"").decode("utf-8", errors="replace"),
-            stderr=bytes(stderr or b"").decode("utf-8", errors="replace"),
-        )
-        return result.check() if check else result
-
-    def _exit_status(self, process: asyncssh.SSHClientProcess[bytes], command: str) -> int:
-        if process.exit_status is not None:
-            return process.exit_status
-        if process.exit_signal is not None:
-            return exit_status_for_signal(process.exit_signal[0])
-        if self._route is not None and self._is_dead(self._route.conn):
-            raise LinkLost(
-                f"the connection to {self.host.name} dropped while `{command[:60]}` ran; "
-                "the next operation reconnects"
-            )
-        return 255  # what ssh(1) reports when the server sends no exit status
-
-    async def stream(self, command: str) -> AsyncIterator[str]:
-        """Lines of stdout as they come; a non-zero exit raises RemoteCommandFailed at the end.
-
-        Leaving the loop early closes the channel, which stops the command on its next write.
-        """
-        process = await self._start(command, stdin=False)
-        tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        drain = asyncio.ensure_future(_collect_lines(process.stderr, tail))
-        try:
-            while True:
-                raw = await self._guard("stream", command[:60], process.stdout.readline())
-                if not raw:
-                    break
-                yield bytes(raw).decode("utf-8", errors="replace").rstrip("\n")
-            await self._guard("stream", command[:60], process.wait_closed())
-            with contextlib.suppress(*_TRANSPORT_ERRORS):
-                await drain
-        finally:
-            process.close()
-            drain.cancel()
-        status = self._exit_status(process, command)
-        if status != 0:
-            last = f": {tail[-1]}" if tail else ""
-            raise RemoteCommandFailed(f"`{command[:80]}` exited {status}{last}")
-
-    # -- files -----------------------------------------------------------------------------
     async def _sftp_on(self, conn: asyncssh.SSHClientConnection) -> asyncssh.SFTPClient:
         """The link's one SFTP session, opened on first use (and again after a reconnect)."""
         async with self._sftp_lock:
@@ -428,23 +154,3 @@ class SSHLink(Link):
                 await sftp.remove(full)
 
         await self._sftp_call("remove", path, remove, retry=False)
-
-
-def _is_connection_loss(exc: BaseException) -> bool:
-    return isinstance(
-        exc,
-        (
-            asyncssh.ConnectionLost,
-            asyncssh.SFTPConnectionLost,
-            asyncssh.SFTPNoConnection,
-            BrokenPipeError,
-            ConnectionResetError,
-        ),
-    )
-
-
-async def _collect_lines(reader: asyncssh.SSHReader[bytes], tail: deque[str]) -> None:
-    with contextlib.suppress(*_TRANSPORT_ERRORS):
-        async for raw in reader:
-            if line := bytes(raw).decode("utf-8", errors="replace").strip():
-                tail.append(line)

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from tui.text import terminal_safe
+from tui.text import NONE, terminal_safe
 
 State = Literal["untested", "testing", "ok", "failed", "key-unknown", "key-changed"]
 
-UNKNOWN = "—"
+UNKNOWN = NONE
 REASON_WIDTH = 38
 
 

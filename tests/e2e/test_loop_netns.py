@@ -19,12 +19,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from netns_hosts import NetnsHost, NetnsLab, NetnsUnavailable
+from waiting import until
 
 from trainers.checkpoint import MANIFEST, step_folder_name
 from trainers.protocol.jobdir import METRICS_LINK, OUTPUT_LINK
@@ -155,16 +156,6 @@ class Follower:
             self.process.wait()
 
 
-def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, context: Callable[[], str] = str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{context()}")
-        time.sleep(0.1)
-
-
 def write_ssh_config(path: Path, hosts: list[NetnsHost], key: Path) -> Path:
     blocks = [
         f"Host {h.name}\n    HostName {h.address}\n    User root\n    Port 22\n"
@@ -213,8 +204,8 @@ def test_the_loop_survives_a_link_cut_and_a_preemption(
     job = cli("train", "A", "configs/dev.yaml", *settings).strip()
     follower = Follower(cli, "A", job)
     try:
-        wait_until(lambda: follower.reached(10), 120, "step 10 in the followed log",
-                   follower.context)
+        until(lambda: follower.reached(10), 120, what="step 10 in the followed log",
+              context=follower.context, interval=0.1)
 
         # Cut A's link for a few seconds while it trains, then bring it back.
         down_at = time.time()
@@ -227,8 +218,9 @@ def test_the_loop_survives_a_link_cut_and_a_preemption(
             a.link(up=True)
         up_at = time.time()
         seen_before_up = follower.last_step()
-        wait_until(lambda: follower.reached(seen_before_up + 15), 90,
-                   "the followed log to go on after the link came back", follower.context)
+        until(lambda: follower.reached(seen_before_up + 15), 90,
+              what="the followed log to go on after the link came back",
+              context=follower.context, interval=0.1)
         status = cli.job("A", job)
         assert status["state"] == "running", status
 

@@ -12,17 +12,12 @@ import psutil
 import pytest
 from gpu_nvml_replay import ReplayedNvml, load_recording
 
-from trainers.gpu import (
-    NO_GPU_STATUS,
-    NO_PYNVML_STATUS,
-    NVML_RETRY_S,
-    Nvml,
-    Sampler,
-    describe_process,
-    format_human,
-    record_nvml,
-)
+from trainers.gpu import Sampler
+from trainers.host_stats import describe_process
+from trainers.nvml import NO_GPU_STATUS, NO_PYNVML_STATUS, NVML_RETRY_S, Nvml
+from trainers.nvml_record import record_nvml
 from trainers.protocol.gpu_sample import GpuProcess, GpuSample, HostSample
+from trainers.protocol.sample_text import format_human
 
 ReplayFactory = Callable[..., ReplayedNvml]
 

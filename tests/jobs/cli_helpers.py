@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
+from waiting import until
 
 from tui.cli import main
 
@@ -17,12 +17,12 @@ def gputui(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, st
 
 
 def wait_until_ended(capsys: pytest.CaptureFixture[str], job: str, timeout: float = 10) -> dict:
-    """The job's `gputui jobs --json` entry once it no longer runs (or when ``timeout`` is up)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """The job's `gputui jobs --json` entry once it no longer runs."""
+
+    def ended() -> dict | None:
         code, out, _ = gputui(capsys, "jobs", "gpu1", "--json")
         assert code == 0
         found = next(j for j in json.loads(out) if j["id"] == job)
-        if found["state"] not in ("starting", "running") or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
+        return found if found["state"] not in ("starting", "running") else None
+
+    return until(ended, timeout, what=f"job {job} to end", interval=0.1)

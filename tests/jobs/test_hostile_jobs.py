@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from cli_helpers import gputui
 from hostile import HOSTILE_TEXT, on_terminal, plant, shows_raw_control
-from pilot_wait import until
 from sshd import SshServer
 from textual.geometry import Region
 from textual.widgets import Static
+from waiting import pilot_until as until
 
 from transfer.hosts import HostProfile, HostStore
 from transfer.jobs.state import JobMeta

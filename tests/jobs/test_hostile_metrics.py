@@ -16,7 +16,7 @@ import pytest
 from progress_lines import step_line
 from rich.console import Console
 
-from transfer.jobs.metrics import RunMetrics, parse_lines
+from transfer.telemetry.metrics import RunMetrics, parse_lines
 from tui.widgets.metrics_pane import stats_table
 
 GOOD = json.loads(step_line(1, 10).to_json())

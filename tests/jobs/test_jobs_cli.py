@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import gputui, wait_until_ended
 from sshd import SshServer
+from waiting import file_holds, until
 
 from transfer.hosts import HostProfile, HostStore
 
@@ -160,7 +161,7 @@ def test_stop_reports_how_the_job_ended(
         "trap 'echo stopping; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
     )
     job = out.strip()
-    _wait_for_text(jobs_root / job / "log", "ready")
+    until(lambda: file_holds(jobs_root / job / "log", "ready"))
     code, out, _ = gputui(capsys, "stop", "gpu1", job, "--grace", "5")
     assert (code, out.strip()) == (0, f"{job}: stopped (SIGTERM; exit 0)")
     code, out, _ = gputui(capsys, "stop", "gpu1", job)
@@ -193,7 +194,7 @@ def test_attach_hands_the_terminal_to_ssh_and_tmux(
         "echo hello from the job; while :; do sleep 0.1; done",
     )
     job = out.strip()
-    _wait_for_text(jobs_root / job / "log", "hello from the job")
+    until(lambda: file_holds(jobs_root / job / "log", "hello from the job"))
     pid, fd = pty.fork()
     if pid == 0:  # the child: the person's terminal runs `gputui attach`
         os.chdir(ROOT)
@@ -207,7 +208,7 @@ def test_attach_hands_the_terminal_to_ssh_and_tmux(
             seen += _read_until(fd, b"detached", timeout=10)
             if b"detached" in seen:
                 break
-        status = _wait_child(pid, timeout=20)
+        (status,) = until(lambda: _exit_code(pid), 20, what="the attached ssh to exit")
     finally:
         with contextlib.suppress(ChildProcessError, ProcessLookupError):
             os.kill(pid, 9)
@@ -250,23 +251,10 @@ def test_run_usage_errors(ssh_host: HostProfile, capsys: pytest.CaptureFixture[s
     assert code == 1 and "no host named 'nohost'" in err
 
 
-def _wait_for_text(path: Path, text: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{path} never held {text!r}")
-
-
-def _wait_child(pid: int, timeout: float) -> int | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.05)
-    return None
+def _exit_code(pid: int) -> tuple[int] | None:
+    """``(exit code,)`` once the child has exited: a tuple, so that exit code 0 counts as done."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return (os.waitstatus_to_exitcode(status),) if done else None
 
 
 def _read_until(fd: int, marker: bytes, timeout: float) -> bytes:

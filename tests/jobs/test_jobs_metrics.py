@@ -24,7 +24,7 @@ from transfer.connect import open_link
 from transfer.hosts import HostProfile
 from transfer.jobs import HostJobs, JobState, launch_job
 from transfer.jobs.events import LogEnded, LogReconnecting, LogResumed
-from transfer.jobs.metrics import (
+from transfer.telemetry.metrics import (
     MetricsEvent,
     MetricsLines,
     RunMetrics,

@@ -6,12 +6,12 @@ import contextlib
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from pilot_wait import until as pilot_until
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, OptionList, Static
+from waiting import pilot_until
 
 from transfer.connect import open_link
 from transfer.errors import HostUnreachable
@@ -19,14 +19,17 @@ from transfer.hosts import HostProfile, HostStore, local_host
 from transfer.jobs import HostJobs, JobState, launch_job
 from transfer.jobs.state import JobMeta, JobStatus, StopSignal
 from tui.app import GputuiApp
+from tui.screens import job_actions
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.log_screen import LogScreen
 from tui.screens.new_job import NewJobScreen
-from tui.widgets import jobs_pane
+from tui.services import jobs as jobs_service
+from tui.services.base import ServicesApp
 from tui.widgets.job_log import JobLogView
 from tui.widgets.jobs_pane import JobsPane
 
 SIZE = (120, 40)
+STYLES = Path(__file__).resolve().parents[2] / "tui" / "styles"
 SnapCompare = Callable[..., bool]
 pytestmark = pytest.mark.usefixtures("job_env")
 
@@ -149,7 +152,7 @@ async def test_attach_suspends_the_app_and_runs_tmux(
 ) -> None:
     meta = await launch("sleep 30", "watched")
     ran: list[list[str]] = []
-    monkeypatch.setattr(jobs_pane, "run_in_terminal", ran.append)
+    monkeypatch.setattr(job_actions, "run_in_terminal", ran.append)
 
     @contextlib.contextmanager
     def suspend() -> Iterator[None]:
@@ -226,12 +229,20 @@ def test_snapshot_jobs_pane(
 ) -> None:
     host = HostProfile(name="gpu1", hostname="203.0.113.9", rate_usd_per_hour=1.89)
     HostStore().upsert(host)
-    monkeypatch.setattr(jobs_pane, "open_host_jobs", lambda h: FixedJobs(h, fixed_statuses()))
-    monkeypatch.setattr(jobs_pane, "POLL_S", 3600.0)
+    monkeypatch.setattr(
+        jobs_service, "open_host_jobs", lambda link: FixedJobs(link.host, fixed_statuses())
+    )
+    monkeypatch.setattr(jobs_service, "POLL_S", 3600.0)
 
-    from textual.app import App, ComposeResult
+    from textual.app import ComposeResult
 
-    class PaneApp(App[None]):
+    class PaneApp(ServicesApp):
+        CSS_PATH: ClassVar = [STYLES / "jobs_pane.tcss"]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.hosts = HostStore().load()
+
         def compose(self) -> ComposeResult:
             yield JobsPane("gpu1", id="jobs")
 
@@ -257,13 +268,21 @@ class FlakyJobs(FixedJobs):
 async def test_a_host_that_stops_answering_keeps_the_last_list_with_its_age(
     isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from textual.app import App, ComposeResult
+    from textual.app import ComposeResult
 
     HostStore().upsert(HostProfile(name="gpu1", hostname="203.0.113.9"))
-    monkeypatch.setattr(jobs_pane, "open_host_jobs", lambda h: FlakyJobs(h, fixed_statuses()))
-    monkeypatch.setattr(jobs_pane, "POLL_S", 0.1)
+    monkeypatch.setattr(
+        jobs_service, "open_host_jobs", lambda link: FlakyJobs(link.host, fixed_statuses())
+    )
+    monkeypatch.setattr(jobs_service, "POLL_S", 0.1)
 
-    class PaneApp(App[None]):
+    class PaneApp(ServicesApp):
+        CSS_PATH: ClassVar = [STYLES / "jobs_pane.tcss"]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.hosts = HostStore().load()
+
         def compose(self) -> ComposeResult:
             yield JobsPane("gpu1", id="jobs")
 

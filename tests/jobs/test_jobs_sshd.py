@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 from sshd import SshServer
+from waiting import file_holds, until_async
 
 from trainers.protocol.jobdir import PID, PidRecord, job_is_running
 from transfer.connect import open_link
@@ -30,12 +31,11 @@ pytestmark = pytest.mark.usefixtures("job_env")
 async def wait_for(
     jobs: HostJobs, job_id: str, states: set[JobState], timeout: float = 10.0
 ) -> JobStatus:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def reached() -> JobStatus | None:
         status = await jobs.status(job_id)
-        if status.state in states or time.monotonic() > deadline:
-            return status
-        await asyncio.sleep(0.05)
+        return status if status.state in states else None
+
+    return await until_async(reached, timeout, what=f"{job_id} to reach {sorted(states)}")
 
 
 async def collect(events: AsyncIterator[object]) -> tuple[list[str], list[object]]:
@@ -187,7 +187,7 @@ async def test_stop_lets_a_term_trap_finish_inside_the_grace(
     async with open_link(ssh_host) as link:
         jobs = HostJobs(link)
         meta = await launch_job(jobs, script, name="trainer")
-        await _wait_for_log(jobs_root / meta.id / "log", "ready\n")
+        await until_async(lambda: file_holds(jobs_root / meta.id / "log", "ready\n"))
         started = time.monotonic()
         status = await stop_job(jobs, meta.id, grace_s=10)
         took = time.monotonic() - started
@@ -211,7 +211,7 @@ async def test_stop_kills_after_the_grace_when_term_is_ignored(
     async with open_link(ssh_host) as link:
         jobs = HostJobs(link)
         meta = await launch_job(jobs, script, name="stubborn")
-        await _wait_for_log(jobs_root / meta.id / "log", "ready\n")
+        await until_async(lambda: file_holds(jobs_root / meta.id / "log", "ready\n"))
         record = PidRecord.parse((jobs_root / meta.id / PID).read_text())
         assert record is not None
         started = time.monotonic()
@@ -230,7 +230,7 @@ async def test_stop_with_no_grace_kills_at_once(ssh_host: HostProfile, jobs_root
     async with open_link(ssh_host) as link:
         jobs = HostJobs(link)
         meta = await launch_job(jobs, "trap 'echo term' TERM; echo ready; sleep 60")
-        await _wait_for_log(jobs_root / meta.id / "log", "ready\n")
+        await until_async(lambda: file_holds(jobs_root / meta.id / "log", "ready\n"))
         status = await stop_job(jobs, meta.id, grace_s=0)
         again = await stop_job(jobs, meta.id, grace_s=0)
     assert status.state is JobState.STOPPED and status.exit_code == 137
@@ -244,7 +244,8 @@ async def test_reboot_and_pid_reuse_make_a_job_lost(ssh_host: HostProfile, jobs_
         jobs = HostJobs(link)
         metas = [await launch_job(jobs, "echo up; sleep 30", name=f"victim {i}") for i in range(3)]
         for meta in metas:
-            await _wait_for_log(jobs_root / meta.id / "log", "up\n")
+            log = jobs_root / meta.id / "log"
+            await until_async(lambda log=log: file_holds(log, "up\n"))
         records = [PidRecord.parse((jobs_root / m.id / PID).read_text()) for m in metas]
         assert all(r is not None for r in records)
         rebooted, reused, vanished = (jobs_root / m.id for m in metas)
@@ -364,12 +365,3 @@ def group_members(pgid: int) -> list[int]:
             if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
                 members.append(process.pid)
     return members
-
-
-async def _wait_for_log(path: Path, text: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never held {text!r}")

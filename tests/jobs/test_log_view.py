@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from tui.widgets.log_view import FRAME_RATE, LogLines, LogView, clean_line, clean_lines
+from tui.log_text import clean_line, clean_lines
+from tui.widgets.log_lines import FRAME_RATE, LogLines
+from tui.widgets.log_view import LogView
 
 SIZE = (80, 20)
 SnapCompare = Callable[..., bool]
 
 
+STYLES = Path(__file__).resolve().parents[2] / "tui" / "styles"
+
+
 class ViewApp(App[None]):
+    CSS_PATH: ClassVar = [STYLES / "log_lines.tcss", STYLES / "log_view.tcss"]
+
     def __init__(self, max_lines: int = 10_000) -> None:
         super().__init__()
         self.max_lines = max_lines

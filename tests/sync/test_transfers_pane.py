@@ -14,6 +14,7 @@ import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
+from waiting import pilot_until
 
 from transfer.hosts import local_host
 from transfer.jobs.host import HostJobs
@@ -22,13 +23,13 @@ from transfer.local_link import LocalLink
 from transfer.sync.engine import SyncRequest
 from transfer.sync.events import FileProgress, PhaseChanged, Progress, SyncResult
 from transfer.telemetry.events import TelemetryEvent
-from tui import telemetry
 from tui.app import GputuiApp
 from tui.cli.headless import settle
 from tui.screens.host_screen import HostScreen
 from tui.screens.pull_prompt import PullPromptScreen
-from tui.transfer_manager import TransferManager, TransferRecord, install, transfers_of
-from tui.widgets import jobs_pane
+from tui.services import jobs as jobs_service
+from tui.services import telemetry
+from tui.services.transfers import TransferManager, TransferRecord
 from tui.widgets.transfers_pane import TransfersPane
 
 SIZE = (120, 40)
@@ -50,8 +51,10 @@ class _NoJobs(HostJobs):
 @pytest.fixture(autouse=True)
 def quiet_panes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The other panes of the host screen read nothing: only transfers move."""
-    monkeypatch.setattr(telemetry, "open_stream", lambda host, interval, clock: _QuietStream())
-    monkeypatch.setattr(jobs_pane, "open_host_jobs", lambda host: _NoJobs(LocalLink(host)))
+    monkeypatch.setattr(
+        telemetry, "open_stream", lambda host, interval, clock, link: _QuietStream()
+    )
+    monkeypatch.setattr(jobs_service, "open_host_jobs", lambda link: _NoJobs(LocalLink(link.host)))
 
 
 @pytest.fixture
@@ -75,14 +78,6 @@ def pane_text(app: GputuiApp) -> str:
     return console.export_text()
 
 
-async def wait_until(pilot: Pilot[None], check: Callable[[], bool], timeout: float = 10) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "timed out"
-        await pilot.pause(0.02)
-
-
 async def test_p_pushes_this_folder_to_the_workdir(places: tuple[Path, Path]) -> None:
     project, workdir = places
     app = GputuiApp(start_host="local")
@@ -91,7 +86,7 @@ async def test_p_pushes_this_folder_to_the_workdir(places: tuple[Path, Path]) ->
         assert isinstance(app.screen, HostScreen)
         await pilot.press("p")
         await settle(app, pilot)
-        (record,) = transfers_of(app).for_host("local")
+        (record,) = app.transfers.for_host("local")
         assert record.state == "done" and record.result is not None
         assert record.result.files_sent == 2
         assert (workdir / "data" / "rows.jsonl").read_bytes() == (
@@ -156,7 +151,7 @@ async def test_transfers_outlive_the_screen_and_cancel_and_resume(
     app = GputuiApp(start_host="local")
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        manager = transfers_of(app)
+        manager = app.transfers
         request = SyncRequest("push", str(project), str(workdir), bwlimit=2 * 1024 * 1024,
                               small_file_limit=64 * 1024)
         record = manager.start(local_host(), request)
@@ -165,7 +160,7 @@ async def test_transfers_outlive_the_screen_and_cancel_and_resume(
             return record.progress.bytes_done if record.progress else 0
 
         await pilot.press("escape")  # leave the host screen: the transfer goes on
-        await wait_until(pilot, lambda: moved() > 512 * 1024)
+        await pilot_until(pilot, lambda: moved() > 512 * 1024, timeout=10)
         assert record.state == "running"
         await pilot.press("enter")  # back to the host screen (local is highlighted)
         await pilot.pause()
@@ -194,7 +189,7 @@ async def test_redraws_are_throttled(places: tuple[Path, Path]) -> None:
     app = GputuiApp(start_host="local")
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        manager = transfers_of(app)
+        manager = app.transfers
         published: list[str] = []
         manager.changed.subscribe(app.screen, published.append)
         started = asyncio.get_running_loop().time()
@@ -220,7 +215,7 @@ async def test_redraws_are_throttled(places: tuple[Path, Path]) -> None:
 
 def frozen_manager(app: GputuiApp) -> TransferManager:
     """Three transfers in three states, fed through the manager with the clock stopped."""
-    manager = install(app, TransferManager(app, clock=lambda: 1000.0))
+    manager = app.transfers = TransferManager(app, clock=lambda: 1000.0)
     host = local_host()
     running = TransferRecord(
         1, host, SyncRequest("push", "/data/llama-finetune", "~/gputui/"), started=990.0

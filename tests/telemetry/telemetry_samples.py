@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 
 from trainers.protocol.gpu_sample import HostSample
 from trainers.protocol.smi import ProcSnapshot, sample_from_smi
 from transfer.hosts import HostProfile
-from tui.telemetry import FleetTelemetry
+from tui.services.base import ServicesApp
+from tui.services.telemetry import FleetTelemetry
 from tui.widgets.gpu_panel import GpuPanel
 
 RECORDED = Path(__file__).resolve().parent.parent / "fixtures" / "recorded"
@@ -49,7 +50,7 @@ def recorded_samples(box: str, hostname: str) -> list[HostSample]:
     ]
 
 
-class PanelApp(App[None]):
+class PanelApp(ServicesApp):
     """One GPU panel on a screen of its own, fed by hand (no stream is started)."""
 
     CSS_PATH: ClassVar = [STYLES / "gpu_panel.tcss"]

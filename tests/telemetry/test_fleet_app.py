@@ -8,10 +8,10 @@ import time
 from functools import partial
 from pathlib import Path
 
-from pilot_wait import until as pilot_until
 from rich.text import Text
 from telemetry_samples import recorded_samples
 from textual.widgets import DataTable
+from waiting import pilot_until
 
 from trainers.protocol.gpu_sample import HostSample
 from transfer.hosts import HostProfile, HostStore

@@ -11,6 +11,7 @@ from conftest import VENV_ACTIVATE, recorded_smi_activation
 from sshd import SshServer
 
 from transfer.hosts import HostProfile, local_host
+from transfer.local_link import LocalLink
 from transfer.ssh_link import SSHLink
 from transfer.telemetry import source
 from transfer.telemetry.events import (
@@ -132,7 +133,7 @@ async def test_the_last_sample_ages_while_the_link_is_down(
         "flaky", workdir=str(tmp_path), env_activation=recorded_smi_activation()
     )
     link = SSHLink(host)
-    link.first_backoff_s, link.max_backoff_s = 0.1, 0.3
+    link.backoff = link.backoff.tuned(initial_s=0.1, cap_s=0.3)
     stream = TelemetryStream(
         host, interval=INTERVAL, link=link, first_backoff_s=0.1, max_backoff_s=0.3,
         stale_after_s=0.5,
@@ -217,3 +218,17 @@ async def test_a_failing_driver_and_activation_are_reported_and_the_host_part_go
     assert "environment activation of broken-box failed" in errors[0].message
     statuses = {e.sample.gpu_status for e in seen if isinstance(e, TelemetrySample)}
     assert statuses == {"NVIDIA driver not loaded"}
+
+
+async def test_a_link_passed_in_is_used_and_left_open() -> None:
+    class SharedLink(LocalLink):
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    shared = SharedLink(local_host())
+    events = TelemetryStream(local_host(), interval=INTERVAL, link=shared).events()
+    await samples(events, 1)
+    await events.aclose()
+    assert not shared.closed

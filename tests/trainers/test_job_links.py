@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from trainer_helpers import ROOT, write_yaml
 
-from trainers.loop import link_job_dir
+from trainers.job_links import link_job_dir
 from trainers.protocol.jobdir import JOB_DIR_ENV, METRICS_LINK, OUTPUT_LINK
 from trainers.protocol.progress import read_lines
 

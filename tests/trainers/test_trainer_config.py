@@ -131,6 +131,35 @@ def test_cli_reports_bad_fields_without_traceback(
     assert "Traceback" not in done.stderr
 
 
+def test_validation_entry_is_silent_when_valid_and_one_line_when_not(
+    tmp_path: Path, tiny_config: Callable[..., dict[str, Any]]
+) -> None:
+    path = write_yaml(tmp_path / "run.yaml", tiny_config())
+
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trainers.config", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    valid = check(str(path))
+    assert (valid.returncode, valid.stdout, valid.stderr) == (0, "", "")
+    bad = check("--set", "train.batch_size=0", "--set", "lora.bogus=1", str(path))
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == f"{path}: lora.bogus: unknown field (from --set) (and 1 more)\n"
+
+
+def test_the_training_command_line_imports_torch_only_to_train() -> None:
+    probe = "import sys, trainers.train_cli; print('torch' in sys.modules)"
+    light = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert light.stdout == "False\n", light.stderr
+
+
 def test_light_modules_do_not_import_torch() -> None:
     code = (
         "import sys, trainers.config, trainers.protocol.progress, trainers.lora, trainers.loop;"

@@ -18,10 +18,12 @@ from trainer_helpers import run_trainer, write_yaml
 
 from trainers import checkpoint as ckpt
 from trainers.config import OptimizerSettings, parse_config
-from trainers.loop import EXIT_DONE, EXIT_PREEMPTED, Trainer, _RunLock, learning_rate
+from trainers.loop import EXIT_DONE, EXIT_PREEMPTED, Trainer
 from trainers.modeling import TrainerError
 from trainers.preemption import SpotNoticeWatcher, StopFlag, stop_on_signals
 from trainers.protocol.progress import read_lines
+from trainers.run_lock import RunLock
+from trainers.schedule import learning_rate
 
 Config = Callable[..., dict[str, Any]]
 
@@ -139,7 +141,7 @@ def test_restarting_a_finished_run_trains_nothing(tiny_config: Config) -> None:
 
 def test_one_trainer_per_output_folder(tiny_config: Config) -> None:
     config = tiny_config()
-    lock = _RunLock(Path(config["output_dir"]))
+    lock = RunLock(Path(config["output_dir"]))
     try:
         with pytest.raises(TrainerError, match="in use by a running trainer"):
             train(config)

@@ -17,9 +17,10 @@ from trainer_helpers import one_error_line, run_trainer, write_yaml
 
 from trainers.config import ConfigError, parse_config
 from trainers.data import DataError
-from trainers.loop import EXIT_DONE, Trainer, total_steps
+from trainers.loop import EXIT_DONE, Trainer
 from trainers.modeling import TrainerError, out_of_memory_is_an_error
 from trainers.protocol.progress import read_lines
+from trainers.schedule import total_steps
 
 Config = Callable[..., dict[str, Any]]
 

@@ -330,7 +330,7 @@ async def test_a_drop_during_a_command_is_not_run_twice(sshd_server: SshServer, 
 
 async def test_gives_up_with_link_lost_while_the_host_stays_down(fresh_sshd: SshServer) -> None:
     link = await trusted_ssh_link(fresh_sshd)
-    link.reconnect_deadline_s = 1.5
+    link.backoff = link.backoff.tuned(deadline_s=1.5)
     try:
         await link.run("true")
         fresh_sshd.stop()

@@ -15,10 +15,12 @@ from tui_fakes import HOSTS_YAML, FakeChecks
 from transfer.hosts import HostProfile
 from transfer.jobs.host import HostJobs
 from transfer.jobs.state import JobStatus
+from transfer.link import Link
 from transfer.local_link import LocalLink
 from transfer.telemetry.events import TelemetryEvent
-from tui import host_checks, telemetry
-from tui.widgets import jobs_pane
+from tui import host_checks
+from tui.services import jobs as jobs_service
+from tui.services import telemetry
 
 
 @pytest.fixture
@@ -59,8 +61,10 @@ class NoJobs(HostJobs):
 def quiet_live_panes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live panes (telemetry, jobs) read nothing, so screens are the same on every run."""
 
-    def open_stream(host: HostProfile, interval: float, clock: Callable[[], float]) -> QuietStream:
+    def open_stream(
+        host: HostProfile, interval: float, clock: Callable[[], float], link: Link
+    ) -> QuietStream:
         return QuietStream()
 
     monkeypatch.setattr(telemetry, "open_stream", open_stream)
-    monkeypatch.setattr(jobs_pane, "open_host_jobs", lambda host: NoJobs(LocalLink(host)))
+    monkeypatch.setattr(jobs_service, "open_host_jobs", lambda link: NoJobs(LocalLink(link.host)))

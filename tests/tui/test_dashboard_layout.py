@@ -7,11 +7,11 @@ from functools import partial
 from typing import Any
 
 import pytest
-from pilot_wait import until as pilot_until
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Static
+from waiting import pilot_until
 
 from tui.actions import APP_ACTIONS, DASHBOARD_PANES
 from tui.app import GputuiApp

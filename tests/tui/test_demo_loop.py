@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pilot_wait import until as pilot_until
 from textual.widgets import Input, OptionList
+from waiting import pilot_until
 
 from trainers.protocol.jobdir import PID, WRAPPER, PidRecord, boot_id, process_start_ticks
 from transfer.hosts import local_host
@@ -34,14 +34,14 @@ from tui.cli.demo import DEMO_WORKDIR, SETUP_CHECK, demo_settings, job_environme
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.new_job import NewJobScreen
 from tui.screens.pull_prompt import PullPromptScreen
-from tui.transfer_manager import TransferRecord, transfers_of
-from tui.widgets import jobs_pane
+from tui.services import jobs as jobs_service
+from tui.services.transfers import TransferRecord
 from tui.widgets.job_log import JobLogView
 from tui.widgets.jobs_pane import JobsPane
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The real jobs of the host (tests/tui/conftest.py swaps in a host with no jobs).
-REAL_HOST_JOBS = jobs_pane.open_host_jobs
+REAL_HOST_JOBS = jobs_service.open_host_jobs
 SIZE = (160, 50)
 TRAIN_COMMAND = "python -m trainers.lora --config configs/dev.yaml"
 
@@ -79,7 +79,7 @@ def local_demo_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("GPUTUI_LOCAL_SETUP", "")
     monkeypatch.setenv(JOBS_ROOT_ENV, str(jobs_root))
     monkeypatch.setenv(TMUX_SOCKET_ENV, str(socket_dir / "s"))
-    monkeypatch.setattr(jobs_pane, "open_host_jobs", REAL_HOST_JOBS)
+    monkeypatch.setattr(jobs_service, "open_host_jobs", REAL_HOST_JOBS)
     try:
         yield workdir
     finally:
@@ -117,7 +117,7 @@ def log_lines(app: GputuiApp) -> list[str]:
 
 
 def transfers(app: GputuiApp) -> list[TransferRecord]:
-    return transfers_of(app).for_host("local")
+    return app.transfers.for_host("local")
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from pilot_wait import until as pilot_until
 from progress_lines import (
     RATE_USD_PER_HOUR,
     preempted_and_resumed,
@@ -33,6 +32,7 @@ from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
+from waiting import pilot_until
 
 from transfer.connect import open_link
 from transfer.hosts import HostProfile, HostStore
@@ -42,7 +42,8 @@ from transfer.jobs.launch import TMUX_SOCKET_ENV
 from transfer.jobs.state import JobMeta
 from tui.app import GputuiApp
 from tui.screens.host_screen import HostScreen
-from tui.widgets import jobs_pane, metrics_pane
+from tui.services import jobs as jobs_service
+from tui.widgets import metrics_pane
 from tui.widgets.jobs_pane import JobsPane
 from tui.widgets.metrics_pane import MetricsPane
 
@@ -57,7 +58,7 @@ def ssh_host(
     monkeypatch.setenv(JOBS_ROOT_ENV, str(tmp_path / "host-jobs"))
     socket_dir = Path(tempfile.mkdtemp(prefix="gtm"))  # short: socket paths have a limit
     monkeypatch.setenv(TMUX_SOCKET_ENV, str(socket_dir / "s"))
-    monkeypatch.setattr(jobs_pane, "open_host_jobs", lambda host: HostJobs(open_link(host)))
+    monkeypatch.setattr(jobs_service, "open_host_jobs", HostJobs)
     workdir = tmp_path / "work"
     workdir.mkdir()
     sshd_server.trust()

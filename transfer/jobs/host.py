@@ -1,6 +1,7 @@
 """The jobs on one host, reached through a Link: where they live, what state each is in.
 
-One shell round trip (``PROBE_SCRIPT``) reads every job; the state rules live in ``state.py``.
+One shell round trip (``scripts/probe_jobs.sh``) reads every job; the state rules live in
+``state.py``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from transfer.jobs.state import (
     is_job_id,
     parse_probe,
 )
-from transfer.jobs.wrapper import PROBE_SCRIPT
 from transfer.link import Link
+from transfer.scripts import load
 
 #: Where jobs live on a host, relative to the login home unless absolute. The idle watchdog reads
 #: the default place; the variable exists for a shared account and for tests.
@@ -66,9 +67,8 @@ class HostJobs:
     async def probe(self, *job_ids: str) -> HostFacts:
         for job_id in job_ids:
             check_job_id(job_id)
-        result = await self.link.run(
-            sh_command(PROBE_SCRIPT, "gputui-probe", await self.root(), *job_ids), check=True
-        )
+        probe = sh_command(load("probe_jobs.sh"), "gputui-probe", await self.root(), *job_ids)
+        result = await self.link.run(probe, check=True)
         return parse_probe(result.stdout)
 
     async def list(self) -> list[JobStatus]:

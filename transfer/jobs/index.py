@@ -7,13 +7,11 @@ The truth about a job lives on its host; this index only remembers where to look
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from transfer.jobs.state import JobMeta
-from transfer.paths import gputui_home
+from transfer.paths import atomic_write, gputui_home
 
 MAX_ENTRIES = 1000
 
@@ -69,11 +67,4 @@ def hosts_with_jobs() -> list[str]:
 def _write(entries: list[IndexEntry]) -> None:
     path = index_file()
     text = json.dumps({"jobs": [e.__dict__ for e in entries]}, ensure_ascii=False, indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=".jobs.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)

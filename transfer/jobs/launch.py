@@ -22,8 +22,7 @@ from transfer.errors import GputuiError
 from transfer.jobs.host import HostJobs, sh_command
 from transfer.jobs.index import remember_job
 from transfer.jobs.state import JobMeta
-from transfer.jobs.wrapper import PREPARE_SCRIPT, START_SCRIPT
-from transfer.jobs.wrapper import WRAPPER_SCRIPT as WRAPPER_TEXT
+from transfer.scripts import load
 
 #: The tmux server that jobs run in, as a socket path on the host (default: the host's own
 #: default server, so that ``tmux ls`` there lists them).
@@ -120,7 +119,7 @@ async def launch_job(
     files = {
         COMMAND: command,
         WORKDIR: folder,
-        WRAPPER_SCRIPT: WRAPPER_TEXT,
+        WRAPPER_SCRIPT: load("wrapper.sh"),
         "meta.json.tmp": meta.to_json_line(),
     }
     if activation:
@@ -128,7 +127,7 @@ async def launch_job(
     inline = await _write_big_files(jobs, job_dir, files)
     started = await jobs.link.run(
         sh_command(
-            START_SCRIPT,
+            load("start.sh"),
             "gputui-start",
             job_dir,
             job_id,
@@ -156,7 +155,7 @@ async def _prepare(jobs: HostJobs, root: str, name: str, workdir: str) -> tuple[
     for _ in range(5):
         job_id = new_job_id(name)
         result = await jobs.link.run(
-            sh_command(PREPARE_SCRIPT, "gputui-prepare", root, job_id, workdir)
+            sh_command(load("prepare.sh"), "gputui-prepare", root, job_id, workdir)
         )
         if result.exit_status == _PREPARE_ID_TAKEN:
             continue

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from trainers.protocol.jobdir import EXIT_CODE
+from transfer.backoff import Backoff
 from transfer.errors import GputuiError, HostUnreachable, LinkLost
 from transfer.jobs.events import LogEnded, LogEvent, LogLines, LogReconnecting, LogResumed
 from transfer.jobs.host import HostJobs
@@ -35,9 +36,9 @@ MAX_REDRAWS = 64 * 1024
 POLL_S = 0.2
 STATE_CHECK_S = 0.5
 FULL_CHECK_EVERY = 10
-#: Waits between reconnection attempts, and how long to keep trying.
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0)
+#: How long to keep trying to restore a dropped link, and the waits between attempts.
 RECONNECT_FOR_S = 300.0
+RECONNECT_BACKOFF = Backoff(initial_s=0.2, factor=2.0, cap_s=5.0, deadline_s=RECONNECT_FOR_S)
 
 #: What a dropped link looks like from here.
 LINK_ERRORS: tuple[type[BaseException], ...] = (
@@ -224,16 +225,18 @@ async def follow_job_file(
         checks = -1
         exit_code_path = f"{await jobs.job_dir(job_id)}/{EXIT_CODE}"
         ended: JobStatus | None = None
-        failures = 0
-        lost_since: float | None = None
+        retries = RECONNECT_BACKOFF.tuned(deadline_s=reconnect_for_s).start()
         while True:
             try:
+                if not jobs.link.is_connected:
+                    # A drop goes to this loop's retries, not to a reconnect loop of the link's.
+                    raise LinkLost(f"the connection to {jobs.host_name} is down")
                 got_data = False
                 async for batch in _read_to_end(reader, assembler):
                     got_data = True
                     yield batch
-                if failures:
-                    failures, lost_since = 0, None
+                if retries.failures:
+                    retries.reset()
                     yield LogResumed(offset=assembler.offset)
                 if ended is not None:
                     final = assembler.flush()
@@ -260,17 +263,23 @@ async def follow_job_file(
                     await asyncio.sleep(poll_s)
             except LINK_ERRORS as error:
                 await reader.close()
-                now = time.monotonic()
-                lost_since = lost_since or now
-                if now - lost_since > reconnect_for_s:
+                # This loop alone decides how long to keep trying: each attempt is one
+                # ``connect`` of the link, never a reconnect budget of the link's own.
+                while (delay := retries.next_delay()) is not None:
+                    yield LogReconnecting(
+                        attempt=retries.failures, reason=_reason(error), delay_s=delay
+                    )
+                    await asyncio.sleep(delay)
+                    try:
+                        await jobs.link.connect()
+                    except LINK_ERRORS as again:
+                        error = again
+                    else:
+                        break
+                else:
                     raise LinkLost(
                         f"lost the link to {jobs.host_name} and could not restore it: {error}"
                     ) from None
-                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
-                failures += 1
-                yield LogReconnecting(attempt=failures, reason=_reason(error), delay_s=delay)
-                await asyncio.sleep(delay)
-                await _reconnect(jobs)
     finally:
         await reader.close()
 
@@ -311,13 +320,6 @@ async def _read_to_end(reader: _Reader, assembler: LineAssembler) -> AsyncIterat
             yield LogLines(lines=lines, offset=assembler.offset, partial=assembler.partial)
         if len(data) < CHUNK:
             return
-
-
-async def _reconnect(jobs: HostJobs) -> None:
-    """Open the link again (others may share it, so it is not closed first); a failure here is
-    retried by the caller's backoff."""
-    with contextlib.suppress(*LINK_ERRORS):
-        await jobs.link.connect()
 
 
 def _reason(error: BaseException) -> str:

@@ -8,6 +8,8 @@ newest run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from transfer.errors import GputuiError
 from transfer.jobs.host import HostJobs
 from transfer.jobs.launch import launch_job
@@ -35,6 +37,28 @@ def is_preempted(job: JobStatus) -> bool:
 
 def can_resume(job: JobStatus) -> bool:
     return not job.state.is_active and job.state is not JobState.SUCCEEDED
+
+
+def resumed_by(job: JobStatus, jobs: Iterable[JobStatus]) -> JobStatus | None:
+    """The newest later job that repeats ``job`` (same name, command and folder): its resume.
+
+    "Later" is by launch time, not by list order, so a listing in any order gives one answer.
+    """
+    later = [
+        other
+        for other in jobs
+        if other.meta.created_at > job.meta.created_at
+        and (other.name, other.meta.command, other.meta.workdir)
+        == (job.name, job.meta.command, job.meta.workdir)
+    ]
+    return max(later, key=lambda other: other.meta.created_at, default=None)
+
+
+def waiting_for_resume(jobs: Iterable[JobStatus]) -> list[JobStatus]:
+    """Preempted jobs (oldest first) that no later job has resumed yet."""
+    listed = list(jobs)
+    waiting = [job for job in listed if is_preempted(job) and resumed_by(job, listed) is None]
+    return sorted(waiting, key=lambda job: (job.meta.created_at, job.id))
 
 
 async def resume_job(jobs: HostJobs, ref: str) -> JobMeta:

@@ -1,9 +1,9 @@
 """What a job is doing, derived from the files its wrapper leaves on the host.
 
-The host prints raw facts (``PROBE_SCRIPT``); everything that decides a state happens here, in
-plain Python, so that the rules are tested without a host: a job whose recorded process still
-runs with the same boot id and start time is running; a reused PID or a new boot id means the
-process is gone, and without an exit code that makes the job lost.
+The host prints raw facts (``scripts/probe_jobs.sh``); everything that decides a state happens
+here, in plain Python, so that the rules are tested without a host: a job whose recorded process
+still runs with the same boot id and start time is running; a reused PID or a new boot id means
+the process is gone, and without an exit code that makes the job lost.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class JobStatus:
 
 
 def parse_probe(text: str) -> HostFacts:
-    """Read the ``key value`` lines that ``PROBE_SCRIPT`` prints.
+    """Read the ``key value`` lines that ``probe_jobs.sh`` prints.
 
     A job folder whose name is not a job id (the host made it, not gputui) is left out, with
     every line about it.

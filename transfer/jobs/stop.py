@@ -1,6 +1,6 @@
 """Stopping a job: SIGTERM to its process group, a grace period, then SIGKILL.
 
-The signalling runs on the host, detached (``STOP_SCRIPT``), so the SIGKILL after the grace
+The signalling runs on the host, detached (``scripts/stop.sh``), so the SIGKILL after the grace
 period comes even when the laptop sleeps or the link drops. Each signal sent is recorded in the
 job's ``stop`` file, which is how the state tells "stopped" from "failed" and says which signal
 ended it.
@@ -14,7 +14,7 @@ import time
 from transfer.errors import GputuiError
 from transfer.jobs.host import HostJobs, sh_command
 from transfer.jobs.state import JobStatus
-from transfer.jobs.wrapper import STOP_SCRIPT
+from transfer.scripts import load
 
 DEFAULT_GRACE_S = 60.0
 #: How long past the grace period a stop may take before we say it did not work.
@@ -28,7 +28,7 @@ class StopFailed(GputuiError):
 async def request_stop(jobs: HostJobs, job_id: str, *, grace_s: float = DEFAULT_GRACE_S) -> None:
     """Start the host-side stopper; ``grace_s`` 0 sends SIGKILL at once."""
     tenths = max(0, round(grace_s * 10))
-    stopper = sh_command(STOP_SCRIPT, "gputui-stop", await jobs.job_dir(job_id), str(tenths))
+    stopper = sh_command(load("stop.sh"), "gputui-stop", await jobs.job_dir(job_id), str(tenths))
     detached = (
         f"if command -v setsid >/dev/null 2>&1; then setsid nohup {stopper} "
         f"</dev/null >/dev/null 2>&1 & else nohup {stopper} </dev/null >/dev/null 2>&1 & fi"

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from transfer.backoff import Backoff
 from transfer.errors import GputuiError
 from transfer.keeper.address import KeeperUnavailable, idle_seconds, log_path, socket_path
 
 START_TIMEOUT_S = 20.0
+#: Looking for a new keeper's socket: often, until it answers or START_TIMEOUT_S has passed.
+START_BACKOFF = Backoff(initial_s=0.005, factor=1.0, cap_s=0.005, deadline_s=START_TIMEOUT_S)
 PATH_SETTINGS = ("GPUTUI_HOME", "GPUTUI_SSH_DIR", "GPUTUI_RUN_DIR", "GPUTUI_LOCAL_WORKDIR")
 
 
@@ -86,8 +89,8 @@ def _connect(path: Path) -> socket.socket:
     except OSError:
         pass
     process = _spawn(path)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    attempts = START_BACKOFF.start(failing=True)
+    while (delay := attempts.next_delay()) is not None:
         try:
             return _dial(path)
         except OSError:
@@ -95,7 +98,7 @@ def _connect(path: Path) -> socket.socket:
         # A keeper that lost the race to another one exits 0, and the winner answers soon.
         if process.poll() not in (None, 0):
             break
-        time.sleep(0.005)
+        time.sleep(delay)
     raise KeeperUnavailable(f"the connection keeper did not start (its log: {log_path(path)})")
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from transfer.errors import GputuiError
 from transfer.link import Link
 from transfer.sync.bwlimit import TokenBucket
 from transfer.sync.events import FileProblem, SyncEvent
 from transfer.sync.progress import ProgressTracker
 from transfer.sync.remote import RemoteShell
+from transfer.sync.verify import choose_hash, hash_local, parse_single_hash, prefix_hash_command
 
 # Files up to this size travel in tar batches; bigger ones get a stream of their own.
 SMALL_FILE_LIMIT = 1 << 20
@@ -57,6 +60,21 @@ class Context:
     file_streams: int = FILE_STREAMS
     batch_streams: int = BATCH_STREAMS
     mode_mask: int = 0o7777  # the source mode bits the destination keeps
+
+    async def same_prefix(self, remote_path: str, local: str | int, size: int) -> bool:
+        """Whether the first ``size`` bytes of the host's file and of ``local`` (a path or an
+        open descriptor) hash the same: what lets an interrupted file continue, either way."""
+        name = choose_hash(self.tools)
+        try:
+            command = prefix_hash_command(remote_path, size, name, self.tools, self.host)
+        except GputuiError:
+            return False
+        remote, digest = await asyncio.gather(
+            self.shell.run(command, doing="checking a partial file"),
+            asyncio.to_thread(hash_local, local, name, size),
+        )
+        status, output, _ = remote
+        return status == 0 and parse_single_hash(output) == digest
 
     @property
     def host(self) -> str:

@@ -9,19 +9,17 @@ After the retries, the error says that running the same command again resumes.
 from __future__ import annotations
 
 import asyncio
-import os
 import posixpath
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from transfer.backoff import Backoff
 from transfer.errors import LinkLost
 from transfer.link import Link
 from transfer.sync.bwlimit import TokenBucket
 from transfer.sync.context import (
-    BATCH_MIN_FILES,
     BATCH_STREAMS,
     FILE_STREAMS,
     SMALL_FILE_LIMIT,
@@ -29,7 +27,7 @@ from transfer.sync.context import (
     Totals,
 )
 from transfer.sync.destination import pull_mode_mask
-from transfer.sync.errors import SyncUsageError, TransferInterrupted, failure_from_stderr
+from transfer.sync.errors import TransferInterrupted
 from transfer.sync.events import (
     Direction,
     FileProblem,
@@ -42,22 +40,14 @@ from transfer.sync.events import (
     SyncEvent,
     SyncResult,
 )
-from transfer.sync.excludes import IGNORE_FILES, ExcludeRules
-from transfer.sync.manifest import MAX_NAME_IN_PART, PART_SUFFIX, Entry, Manifest
+from transfer.sync.excludes import ExcludeRules
+from transfer.sync.layouts import LayoutFinder
+from transfer.sync.manifest import Entry, Manifest
 from transfer.sync.plan import SyncPlan, make_plan
 from transfer.sync.progress import ProgressTracker
 from transfer.sync.pull import PullExecutor
 from transfer.sync.push import PushExecutor
 from transfer.sync.remote import RECEIVE_WINDOW, RemoteProcess, RemoteShell
-from transfer.sync.scan import (
-    ScanTarget,
-    filter_manifest,
-    fnmatch_escape,
-    local_root_kind,
-    parse_remote_scan,
-    remote_scan_command,
-    scan_local,
-)
 from transfer.sync.verify import (
     choose_hash,
     files_hash_command,
@@ -69,7 +59,7 @@ from transfer.sync.verify import (
 if TYPE_CHECKING:
     from transfer.hosts import HostProfile
 
-RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
+RETRY_BACKOFF = Backoff(initial_s=1.0, factor=2.0, cap_s=8.0)
 LOCAL_HASH_THREADS = 2
 
 
@@ -113,18 +103,6 @@ def request_from_fields(fields: dict[str, Any], host: HostProfile) -> SyncReques
         values["remote"] = host.workdir.rstrip("/") + "/"
     values["excludes"] = tuple(values.get("excludes") or ())
     return SyncRequest(**values)
-
-
-@dataclass
-class _Layout:
-    """Where both roots are, and (for one file) the name on each side."""
-
-    local_root: str
-    remote_root: str
-    source: Manifest
-    destination: Manifest
-    source_names: dict[str, str]
-    single: bool
 
 
 class Sync:
@@ -222,7 +200,7 @@ class Sync:
                     raise TransferInterrupted(
                         f"{exc}{tried}; run the same command again to resume"
                     ) from None
-                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
+                delay = RETRY_BACKOFF.delay(attempt)
                 self._emit(Retrying(attempt, self.request.retries, delay, str(exc)))
                 await asyncio.sleep(delay)
 
@@ -231,10 +209,14 @@ class Sync:
         request = self.request
         self._phase("scanning")
         rules = ExcludeRules.from_patterns(request.excludes)
+        finder = LayoutFinder(
+            self.link, self.shell, local=request.local, remote=request.remote,
+            small_file_limit=request.small_file_limit, batch_streams=request.batch_streams,
+        )
         if request.direction == "push":
-            layout = await self._push_layout(rules)
+            layout = await finder.push_layout(rules)
         else:
-            layout = await self._pull_layout(rules)
+            layout = await finder.pull_layout(rules)
         source_label = layout.local_root if request.direction == "push" else layout.remote_root
         dest_label = layout.remote_root if request.direction == "push" else layout.local_root
         if layout.single:
@@ -295,133 +277,6 @@ class Sync:
         if request.verify:
             await self._verify(ctx, executor, plan)
         return source_label, dest_label
-
-    # -- layouts -----------------------------------------------------------------------------
-    async def _remote_scan(self, target: ScanTarget) -> Manifest:
-        status, output, stderr = await self.shell.run_and_keep(
-            remote_scan_command(target), doing="listing files"
-        )
-        if status != 0:
-            raise failure_from_stderr(stderr, f"{self.host}:{target.root}", "listing files")
-        return parse_remote_scan(output, self.host)
-
-    async def _push_layout(self, rules: ExcludeRules) -> _Layout:
-        request = self.request
-        local = os.path.abspath(os.path.expanduser(request.local))
-        kind = await asyncio.to_thread(local_root_kind, local)
-        workdir = self.link.host.workdir
-        if kind == "d":
-            listing = asyncio.ensure_future(
-                self._remote_scan(ScanTarget(request.remote, base=workdir))
-            )
-            try:
-                source = await asyncio.to_thread(scan_local, ScanTarget(local), rules)
-                self.shell.prestart(self._batch_shells(source))
-                destination = await listing
-            finally:
-                if not listing.done():
-                    listing.cancel()
-                    await asyncio.gather(listing, return_exceptions=True)
-            if destination.root_kind not in ("d", "missing"):
-                raise SyncUsageError(
-                    f"{self.host}:{destination.root} is not a folder; cannot push a folder there"
-                )
-            _filter(destination, rules)
-            return _Layout(local, destination.root, source, destination, {}, single=False)
-        if kind not in ("f", "l"):
-            raise SyncUsageError(f"nothing to push at {local}")
-        folder, name = os.path.split(local)
-        source = await asyncio.to_thread(scan_local, ScanTarget(folder, (fnmatch_escape(name),)))
-        into_folder = request.remote.endswith("/") or request.remote in ("", ".")
-        destination = await self._remote_scan(
-            ScanTarget(request.remote, _names_for(name), base=workdir)
-        )
-        if destination.root_kind == "d" or (into_folder and destination.root_kind == "missing"):
-            return _Layout(folder, destination.root, source, destination, {}, single=True)
-        target_dir, target_name = posixpath.split(destination.root)
-        destination = await self._remote_scan(ScanTarget(target_dir, _names_for(target_name)))
-        if destination.root_kind not in ("d", "missing"):
-            raise SyncUsageError(f"{self.host}:{target_dir} is not a folder")
-        source.entries = dict(zip([target_name], source.entries.values(), strict=False))
-        return _Layout(
-            folder, destination.root, source, destination, {target_name: name}, single=True
-        )
-
-    def _batch_shells(self, source: Manifest) -> int:
-        """Shells to start while the host lists its side: enough for the batches that many
-        small files will make (the listing's own shell takes the first). When nothing turns
-        out to need sending, they end unused."""
-        limit = self.request.small_file_limit
-        small = sum(1 for e in source.entries.values() if e.kind != "d" and e.size <= limit)
-        return max(min(self.request.batch_streams, small // BATCH_MIN_FILES) - 1, 0)
-
-    async def _pull_layout(self, rules: ExcludeRules) -> _Layout:
-        request = self.request
-        local = os.path.abspath(os.path.expanduser(request.local))
-        workdir = self.link.host.workdir
-        source = await self._remote_scan(ScanTarget(request.remote, base=workdir))
-        if source.root_kind == "missing":
-            raise SyncUsageError(f"nothing to pull at {self.host}:{source.root}")
-        if source.root_kind == "d":
-            await self._load_remote_ignores(source, rules)
-            _filter(source, rules)
-            destination = await asyncio.to_thread(scan_local, ScanTarget(local))
-            if destination.root_kind not in ("d", "missing"):
-                raise SyncUsageError(f"{local} is not a folder; cannot pull a folder there")
-            _filter(destination, rules)
-            return _Layout(local, source.root, source, destination, {}, single=False)
-        if source.root_kind == "other":
-            raise SyncUsageError(f"{self.host}:{source.root} is not a file or folder")
-        folder, name = posixpath.split(source.root)
-        tools = source.tools
-        source = await self._remote_scan(ScanTarget(folder, (fnmatch_escape(name),)))
-        source.tools = tools
-        source.entries = {rel: e for rel, e in source.entries.items() if rel == name}
-        into_folder = request.local.endswith("/") or os.path.isdir(local)
-        if into_folder:
-            local_dir, local_name = local, name
-        else:
-            local_dir, local_name = os.path.split(local)
-        destination = await asyncio.to_thread(
-            scan_local, ScanTarget(local_dir, _names_for(local_name))
-        )
-        names = {}
-        if local_name != name:
-            source.entries = dict(zip([local_name], source.entries.values(), strict=False))
-            names = {local_name: name}
-        return _Layout(local_dir, folder, source, destination, names, single=True)
-
-    async def _load_remote_ignores(self, source: Manifest, rules: ExcludeRules) -> None:
-        """Read the host tree's ignore files (one command) so a pull honours them too."""
-        found = sorted(
-            rel
-            for rel, entry in source.entries.items()
-            if entry.kind == "f" and rel.rpartition("/")[2] in IGNORE_FILES
-        )
-        if not found:
-            return
-        script = (
-            f"cd -- {shlex.quote(source.root)} && "
-            "for f in \"$@\"; do wc -c < \"$f\"; cat -- \"$f\"; done"
-        )
-        # Each file: its size on a line, then its bytes.
-        command = f"set -- {' '.join(shlex.quote('./' + rel) for rel in found)}; {script}"
-        status, output, _ = await self.shell.run(command, doing="reading ignore files")
-        if status != 0:
-            return
-        at = 0
-        for rel in found:
-            newline = output.find(b"\n", at)
-            if newline < 0:
-                break
-            try:
-                size = int(output[at:newline].strip() or 0)
-            except ValueError:
-                break  # not what wc printed: the rest is not read
-            text = output[newline + 1 : newline + 1 + size]
-            at = newline + 1 + size
-            folder = rel.rpartition("/")[0]
-            rules.add_file(folder, text.decode("utf-8", "surrogateescape"))
 
     # -- verify ------------------------------------------------------------------------------
     async def _verify(
@@ -487,17 +342,6 @@ class Sync:
 
 def _labelled(on_host: bool, host: str, path: str) -> str:
     return f"{host}:{path}" if on_host else path
-
-
-def _names_for(name: str) -> tuple[str, ...]:
-    """The patterns that list one name and the ``.part`` files of its versions."""
-    raw = os.fsencode(name)
-    short = os.fsdecode(raw[:MAX_NAME_IN_PART]) if len(raw) > MAX_NAME_IN_PART else name
-    return (fnmatch_escape(name), f".{fnmatch_escape(short)}.*{PART_SUFFIX}")
-
-
-def _filter(manifest: Manifest, rules: ExcludeRules) -> None:
-    manifest.excluded = filter_manifest(manifest, rules)
 
 
 def _protected(destination: Manifest) -> frozenset[str]:

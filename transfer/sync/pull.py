@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from transfer.errors import GputuiError
+from transfer.sync.batches import split_files, writable
 from transfer.sync.context import CHANGED_RETRIES, Context
 from transfer.sync.destination import (
     IN_THE_WAY,
@@ -35,7 +36,6 @@ from transfer.sync.errors import UnsafeHostData, failure_from_stderr
 from transfer.sync.manifest import Entry, is_safe_relative
 from transfer.sync.plan import SyncPlan
 from transfer.sync.pull_stream import WRITE_BATCH, FileFetcher, write_all
-from transfer.sync.push import _split, _writable
 from transfer.sync.remote import RemoteProcess
 from transfer.sync.tarstream import QueueReader
 from transfer.sync.tasks import each_concurrently, run_together
@@ -92,7 +92,7 @@ class PullExecutor:
             await self._transfer(files, links, plan.resume)
             if "tar" not in self.ctx.tools and links:
                 self._report(await asyncio.to_thread(self._make_links, links))
-            locked = [(r, m) for r, m in plan.mkdirs + plan.chmods if not _writable(m)]
+            locked = [(r, m) for r, m in plan.mkdirs + plan.chmods if not writable(m)]
             if locked:
                 await asyncio.to_thread(self._set_modes, locked)
 
@@ -124,8 +124,8 @@ class PullExecutor:
         tree.forget_folders()
         for rel, mode in plan.mkdirs:
             with writing(tree, rel):
-                tree.make_folder(rel, mode if _writable(mode) else mode | 0o300)
-        self._set_modes([(r, m) for r, m in plan.chmods if _writable(m)])
+                tree.make_folder(rel, mode if writable(mode) else mode | 0o300)
+        self._set_modes([(r, m) for r, m in plan.chmods if writable(m)])
         return blocked
 
     def _make_links(self, links: list[tuple[str, Entry]]) -> list[str]:
@@ -154,7 +154,7 @@ class PullExecutor:
         links: list[tuple[str, Entry]],
         resume: dict[str, int],
     ) -> None:
-        batches, big = _split(self.ctx, files, links, resume)
+        batches, big = split_files(self.ctx, files, links, resume)
         await run_together(
             [
                 each_concurrently(batches, self.ctx.batch_streams, self._fetch_batch),

@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 
-from transfer.errors import GputuiError, RemoteFileNotFound
+from transfer.errors import RemoteFileNotFound
 from transfer.sync.context import CHANGED_RETRIES, Context, dot
 from transfer.sync.destination import (
     IN_THE_WAY,
@@ -27,7 +27,6 @@ from transfer.sync.destination import (
 from transfer.sync.errors import failure_from_stderr
 from transfer.sync.manifest import Entry
 from transfer.sync.remote import RemoteProcess
-from transfer.sync.verify import choose_hash, hash_local, parse_single_hash, prefix_hash_command
 
 WRITE_BATCH = 4 << 20
 _STAT_LINE = re.compile(rb"^gputui-stat (\d+) (-?\d+)$", re.MULTILINE)
@@ -120,21 +119,8 @@ class FileFetcher:
         """``size`` when the first ``size`` bytes of the open ``.part`` hash the same as the
         host's file, else 0."""
         ctx = self.ctx
-        name = choose_hash(ctx.tools)
-        try:
-            command = prefix_hash_command(
-                ctx.remote_path(ctx.source_rel(rel)), size, name, ctx.tools, ctx.host
-            )
-        except GputuiError:
-            return 0
-        remote, local = await asyncio.gather(
-            ctx.shell.run(command, doing="checking a partial file"),
-            asyncio.to_thread(hash_local, fd, name, size),
-        )
-        status, output, _ = remote
-        if status != 0 or parse_single_hash(output) != local:
-            return 0
-        return size
+        remote = ctx.remote_path(ctx.source_rel(rel))
+        return size if await ctx.same_prefix(remote, fd, size) else 0
 
     async def _stream(self, rel: str, entry: Entry, fd: int, offset: int) -> None:
         """The host's bytes from ``offset`` on into ``fd``; raises ``_SourceChanged`` when the

@@ -12,20 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import secrets
 import shlex
-import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-from transfer.errors import GputuiError
+from transfer.sync.batches import ancestors_in, open_mode, split_files, writable
 from transfer.sync.context import (
-    BATCH_BYTES,
-    BATCH_FILES,
-    BATCH_MIN_BYTES,
-    BATCH_MIN_FILES,
     CHANGED_RETRIES,
     SCRIPT_LIMIT,
     Context,
@@ -38,112 +31,12 @@ from transfer.sync.manifest import Entry, part_name, stage_name
 from transfer.sync.plan import SyncPlan
 from transfer.sync.remote import RemoteProcess
 from transfer.sync.scan import entry_of_path
-from transfer.sync.tarstream import END, member, padding
+from transfer.sync.tar_producer import BatchOutcome, TarProducer
 from transfer.sync.tasks import each_concurrently, run_together
-from transfer.sync.verify import choose_hash, hash_local, parse_single_hash, prefix_hash_command
 
 
 class _SourceChanged(Exception):
     """The file changed while it was being read; it is sent again."""
-
-
-@dataclass
-class _BatchOutcome:
-    sent: list[tuple[str, Entry]] = field(default_factory=list)
-    changed: list[tuple[str, Entry]] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-
-
-class _TarProducer:
-    """Builds a batch's tar stream chunk by chunk, reading files in a worker thread."""
-
-    def __init__(self, ctx: Context, items: list[tuple[str, Entry]]) -> None:
-        self._ctx = ctx
-        self._items = items
-        self._next = 0
-        self._ended = False
-        self.outcome = _BatchOutcome()
-
-    def next_chunk(self, target: int) -> tuple[bytes, int, int, str] | None:
-        """Up to about ``target`` bytes of stream: (data, files, content bytes, last name).
-
-        The pieces are joined once: each copy of 100 MB of small files costs real time here.
-        """
-        if self._ended:
-            return None
-        pieces: list[bytes] = []
-        length = files = content = 0
-        name = ""
-        items, record = self._items, self._record
-        while length < target and self._next < len(items):
-            rel, entry = items[self._next]
-            self._next += 1
-            added = record(rel, entry, pieces)
-            if added < 0:
-                continue
-            length += added
-            files += 1
-            content += self.outcome.sent[-1][1].size
-            name = rel
-        if self._next >= len(items):
-            pieces.append(END)
-            self._ended = True
-        return b"".join(pieces), files, content, name
-
-    def _record(self, rel: str, entry: Entry, pieces: list[bytes]) -> int:
-        """Append one member's records to ``pieces``; their length, or -1 when it is left out."""
-        path = self._ctx.local_path(self._ctx.source_rel(rel))
-        name = os.fsencode(rel)
-        if entry.kind == "l":
-            try:
-                target = os.readlink(path)
-            except OSError:
-                self.outcome.problems.append((rel, "vanished before it could be sent"))
-                return -1
-            self.outcome.sent.append((rel, Entry("l", 0, entry.mtime, entry.mode, target)))
-            header = member(name, 0, 0o777, entry.mtime, kind=b"2", link=os.fsencode(target))
-            pieces.append(header)
-            return len(header)
-        try:
-            fd = os.open(path, _READ_FLAGS)
-        except FileNotFoundError:
-            self.outcome.problems.append((rel, "vanished before it could be sent"))
-            return -1
-        except OSError as exc:
-            reason = (
-                "turned into a link while being sent; run again to send the link"
-                if exc.errno == errno.ELOOP
-                else f"cannot read it: {exc.strerror}"
-            )
-            self.outcome.problems.append((rel, reason))
-            return -1
-        try:
-            before = os.fstat(fd)
-            data = os.read(fd, before.st_size + 1)
-            after = os.fstat(fd)
-        except OSError as exc:
-            self.outcome.problems.append((rel, f"cannot read it: {exc.strerror}"))
-            return -1
-        finally:
-            os.close(fd)
-        if (
-            before.st_mtime_ns != after.st_mtime_ns
-            or before.st_size != after.st_size
-            or len(data) != after.st_size
-            or not stat.S_ISREG(after.st_mode)
-        ):
-            self.outcome.changed.append((rel, entry))
-            return -1
-        size = len(data)
-        sent = Entry("f", size, after.st_mtime_ns // 1_000_000_000, stat.S_IMODE(after.st_mode))
-        self.outcome.sent.append((rel, sent))
-        header = member(name, size, sent.mode, sent.mtime)
-        pad = padding(size)
-        pieces += (header, data, pad)
-        return len(header) + size + len(pad)
-
-
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 class PushExecutor:
@@ -161,29 +54,29 @@ class PushExecutor:
         return f"{self.ctx.host}:{self.ctx.remote_path(rel) if rel else self.ctx.remote_root}"
 
     async def execute(self, plan: SyncPlan, *, root_exists: bool = True) -> None:
-        self._new_dirs = {rel: _open_mode(mode) for rel, mode in plan.mkdirs}
+        self._new_dirs = {rel: open_mode(mode) for rel, mode in plan.mkdirs}
         self._resume_parts = plan.resume_parts
-        batches, big = _split(self.ctx, plan.files, plan.links, plan.resume)
+        batches, big = split_files(self.ctx, plan.files, plan.links, plan.resume)
         links: list[tuple[str, Entry]] = []
         if "tar" not in self.ctx.tools:  # no tar on the host: every file streams on its own
             links = [(r, e) for r, e in plan.links]
         claimed: set[str] = set()
         for batch in batches:
-            claimed |= _ancestors_in([rel for rel, _ in batch], self._new_dirs)
+            claimed |= ancestors_in([rel for rel, _ in batch], self._new_dirs)
         for rel, _ in big:
-            claimed |= _ancestors_in([rel], self._new_dirs)
+            claimed |= ancestors_in([rel], self._new_dirs)
         lonely = [rel for rel in self._new_dirs if rel not in claimed]
         await self._prepare(plan, lonely, root_exists=root_exists)
         await self._transfer(batches, big, plan.resume)
         if links:
             await self._make_links(links)
-        locked = [(r, m) for r, m in plan.mkdirs + plan.chmods if not _writable(m)]
+        locked = [(r, m) for r, m in plan.mkdirs + plan.chmods if not writable(m)]
         if locked:
             await self._run(self._enter + _chmods(locked), "setting folder modes")
 
     async def resend(self, files: list[tuple[str, Entry]]) -> None:
         """Send these again whatever the quick check says (after a --verify mismatch)."""
-        batches, big = _split(self.ctx, files, [], {})
+        batches, big = split_files(self.ctx, files, [], {})
         await self._transfer(batches, big, {})
 
     async def _make_links(self, links: list[tuple[str, Entry]]) -> None:
@@ -208,7 +101,7 @@ class PushExecutor:
         lines = scripts_for("", "rm -rf --", plan.cleanup + plan.stages + plan.delete)
         lines += scripts_for("", "rmdir --", plan.rmdirs)
         lines += [_make_dirs(lonely, self._new_dirs)] if lonely else []
-        chmods = [(r, m) for r, m in plan.chmods if _writable(m)]
+        chmods = [(r, m) for r, m in plan.chmods if writable(m)]
         if chmods:
             lines.append(_chmods(chmods))
         if not lines and root_exists:
@@ -248,11 +141,11 @@ class PushExecutor:
                 for rel, _ in items:
                     self.ctx.problem(rel, "kept changing while being sent; not stored")
 
-    async def _one_batch(self, items: list[tuple[str, Entry]]) -> _BatchOutcome:
+    async def _one_batch(self, items: list[tuple[str, Entry]]) -> BatchOutcome:
         ctx = self.ctx
         stage_dir = stage_name(secrets.token_hex(6))
         stage = shlex.quote(stage_dir)
-        dirs = _ancestors_in([rel for rel, _ in items], self._new_dirs)
+        dirs = ancestors_in([rel for rel, _ in items], self._new_dirs)
         # A folder new to the destination moves in whole (one rename, complete when it
         # appears); everything else is hard-linked in, file by file. Should the folder have
         # appeared meanwhile (another batch), the rename fails and the links do the work.
@@ -279,7 +172,7 @@ class PushExecutor:
                if dirs else "")
             + "exit $rc\n"
         )
-        producer = _TarProducer(ctx, items)
+        producer = TarProducer(ctx, items)
         size = sum(e.size for _, e in items)
         token = ctx.progress.start_file(f"{len(items)} files", size)
         process = await ctx.shell.start(script, doing="sending a batch of files")
@@ -349,19 +242,7 @@ class PushExecutor:
         if size <= 0 or size > entry.size:
             return 0
         ctx = self.ctx
-        name = choose_hash(ctx.tools)
-        try:
-            command = prefix_hash_command(ctx.remote_path(part), size, name, ctx.tools, ctx.host)
-        except GputuiError:
-            return 0
-        remote, local = await asyncio.gather(
-            ctx.shell.run(command, doing="checking a partial file"),
-            asyncio.to_thread(hash_local, path, name, size),
-        )
-        status, output, _ = remote
-        if status != 0 or parse_single_hash(output) != local:
-            return 0
-        return size
+        return size if await ctx.same_prefix(ctx.remote_path(part), path, size) else 0
 
     async def _stream(
         self, rel: str, path: str, entry: Entry, part: str, offset: int, stale: list[str]
@@ -370,7 +251,7 @@ class PushExecutor:
         and renames it. The last chunk is held back until the source is re-checked: when it
         changed, the command sees a short file and stores nothing."""
         ctx = self.ctx
-        dirs = _ancestors_in([rel], self._new_dirs)
+        dirs = ancestors_in([rel], self._new_dirs)
         # A fresh start removes the old ``.part`` rather than truncating it: a writer of an
         # interrupted run that is still draining its input on the host then writes into the
         # removed file, never into this one (a truncated file shared with it could get holes).
@@ -460,48 +341,6 @@ def _until_the_command_stops_reading() -> Iterator[None]:
         yield
 
 
-def _split(
-    ctx: Context,
-    files: list[tuple[str, Entry]],
-    links: list[tuple[str, Entry]],
-    resume: dict[str, int],
-) -> tuple[list[list[tuple[str, Entry]]], list[tuple[str, Entry]]]:
-    """Small files and links into batches; big (or resumable) files on streams of their own,
-    biggest first so that the longest stream starts first. Without tar on the host every file
-    streams on its own (links are then made apart)."""
-    limit = ctx.small_file_limit if "tar" in ctx.tools else -1
-    small = [(r, e) for r, e in files if e.size <= limit and r not in resume]
-    if "tar" in ctx.tools:
-        small += links
-    big = sorted(
-        ((r, e) for r, e in files if e.size > limit or r in resume), key=lambda item: -item[1].size
-    )
-    return _batches(small, ctx.batch_streams), big
-
-
-def _open_mode(mode: int) -> int:
-    return mode if _writable(mode) else mode | 0o300
-
-
-def _writable(mode: int) -> bool:
-    """A folder mode that still lets us put files in (owner write and search)."""
-    return mode & 0o300 == 0o300
-
-
-def _ancestors_in(rels: list[str], folders: dict[str, int]) -> set[str]:
-    found: set[str] = set()
-    if not folders:
-        return found
-    for rel in rels:
-        at = rel.find("/")
-        while at != -1:
-            folder = rel[:at]
-            if folder in folders:
-                found.add(folder)
-            at = rel.find("/", at + 1)
-    return found
-
-
 def _make_dirs(rels: list[str], modes: dict[str, int]) -> str:
     words = " ".join(dot(rel) for rel in rels)
     return f"mkdir -p -- {words} && " + _chmods([(rel, modes[rel]) for rel in rels])
@@ -517,21 +356,3 @@ def _chmods(items: list[tuple[str, int]]) -> str:
     )
 
 
-def _batches(items: list[tuple[str, Entry]], streams: int) -> list[list[tuple[str, Entry]]]:
-    """About one batch per stream for a moderate tree (each command start costs a round trip
-    and the host's login shell); bounded so an interrupted batch loses little."""
-    total = sum(e.size for _, e in items)
-    per_bytes = min(max(total // max(streams, 1) + 1, BATCH_MIN_BYTES), BATCH_BYTES)
-    per_files = min(max(len(items) // max(streams, 1) + 1, BATCH_MIN_FILES), BATCH_FILES)
-    batches: list[list[tuple[str, Entry]]] = []
-    current: list[tuple[str, Entry]] = []
-    size = 0
-    for rel, entry in sorted(items):
-        if current and (size + entry.size > per_bytes or len(current) >= per_files):
-            batches.append(current)
-            current, size = [], 0
-        current.append((rel, entry))
-        size += entry.size
-    if current:
-        batches.append(current)
-    return batches

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from transfer.errors import GputuiError, RemoteCommandFailed
+from transfer.scripts import load
 from transfer.sync.errors import UnsafeHostData
 from transfer.sync.excludes import IGNORE_FILES, ExcludeRules
 from transfer.sync.manifest import (
@@ -94,32 +95,14 @@ def fnmatch_escape(name: str) -> str:
 
 # -- the host side ---------------------------------------------------------------------------
 def remote_scan_command(target: ScanTarget) -> str:
-    """A POSIX sh script whose stdout is the NUL-separated scan of ``target``."""
-    root = shell_path(target.root, target.base)
+    """A POSIX sh script whose stdout is the NUL-separated scan of ``target``: a prelude of
+    quoted values, then ``scan.sh``."""
     names = " ".join(shlex.quote(n) for n in target.names)
-    if target.names:
-        tests = " -o ".join(f"-name {shlex.quote(n)}" for n in target.names)
-        find = f'find "$T" -mindepth 1 -maxdepth 1 \\( {tests} \\)'
-    else:
-        find = 'find -H "$T" -mindepth 1'
-    tools = " ".join(TOOLS)
     return (
-        f"T={root}\n"
-        "printf 'gputui-scan\\0'\n"
-        f't=\'\'; for c in {tools}; do command -v "$c" >/dev/null 2>&1 && t="$t $c"; done\n'
-        "printf '%s\\0' \"$t\"\n"
-        'if [ -d "$T" ]; then k=d; elif [ -L "$T" ]; then k=l; elif [ -f "$T" ]; then k=f;'
-        ' elif [ -e "$T" ]; then k=other; else k=missing; fi\n'
-        "printf '%s\\0%s\\0' \"$k\" \"$T\"\n"
-        '[ "$k" = d ] || exit 0\n'
-        "if find \"$T\" -maxdepth 0 -printf '' >/dev/null 2>&1; then\n"
-        f"  exec {find} \\( -type f -o -type d -o -type l \\)"
-        " -printf '%y %s %T@ %m %P\\0%l\\0'\n"
-        "elif command -v python3 >/dev/null 2>&1; then\n"
-        f'  exec python3 -c {shlex.quote(_PYTHON_SCAN)} "$T" {names}\n'
-        "else\n"
-        "  echo 'neither GNU find nor python3 on the host: cannot list files' >&2; exit 3\n"
-        "fi\n"
+        f"T={shell_path(target.root, target.base)}\n"
+        f"gputui_tools={shlex.quote(' '.join(TOOLS))}\n"
+        f"gputui_py={shlex.quote(_PYTHON_SCAN)}\n"
+        f"set -- {names}\n" + load("scan.sh")
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from trainers.protocol.gpu_sample import HostSample
 from trainers.protocol.idle_rule import IdleRule
 from transfer.jobs.state import JobStatus
-from transfer.telemetry.cost import JobCost, host_cost_so_far, idle_cost, job_cost
+from transfer.telemetry.cost import JobCost, host_cost_so_far, idle_cost, job_cost, job_rate
 from transfer.telemetry.events import (
     TelemetryError,
     TelemetryEvent,
@@ -102,7 +102,7 @@ class HostTelemetry:
         return idle_cost(self.rate_usd_per_hour, self.idle.idle_for)
 
     def job_cost(self, job: JobStatus, eta_s: float | None = None) -> JobCost:
-        rate = job.meta.rate_usd_per_hour or self.rate_usd_per_hour
+        rate = job_rate(job.meta.rate_usd_per_hour, self.rate_usd_per_hour)
         return job_cost(rate, job.runtime_s, eta_s)
 
     def mean_utilization(self) -> float | None:

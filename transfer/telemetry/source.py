@@ -2,8 +2,9 @@
 
 Three sources, best first:
 
-- ``sampler``: ``python -m trainers.gpu`` is importable on the host (in the profile's environment,
-  from the work folder, or in a ``~/.gputui/venv``): it streams complete samples itself.
+- ``sampler``: ``python -m trainers.gpu`` is importable on the host (by an interpreter the link
+  knows, in the profile's environment, from the work folder, or in a ``~/.gputui/venv``): it
+  streams complete samples itself.
 - ``nvidia-smi``: a bare rented host. ``nvidia-smi --query-gpu=… --loop-ms=…`` streams the GPU
   table, and one command per tick reads ``/proc`` and the GPU processes.
 - ``proc``: no usable nvidia-smi either; the host part alone, with ``gpu_status`` saying why.
@@ -30,6 +31,7 @@ from trainers.protocol.smi import (
 )
 from transfer.hosts import HostProfile
 from transfer.link import Link
+from transfer.scripts import load
 
 Mode = Literal["sampler", "nvidia-smi", "proc"]
 
@@ -73,23 +75,7 @@ def _enter_workdir(workdir: str) -> str:
     return f'cd {shell_path(workdir)} 2>/dev/null || cd "$HOME"\n'
 
 
-DETECT_SCRIPT = r"""echo "@hostname $(uname -n 2>/dev/null)"
-for py in python3 "{venv_python}"; do
-    if command -v "$py" >/dev/null 2>&1 &&
-        "$py" -c 'import trainers.gpu, psutil' >/dev/null 2>&1; then
-        echo "@sampler $(command -v "$py")"
-        "$py" -c 'import pynvml' >/dev/null 2>&1 && echo "@pynvml yes"
-        break
-    fi
-done
-if command -v nvidia-smi >/dev/null 2>&1; then
-    gputui_out=$(nvidia-smi -L 2>&1)
-    echo "@smi $?"
-    printf '%s\n' "$gputui_out" | sed 's/^/@smi-out /'
-else
-    echo "@smi 127"
-fi
-"""
+DETECT_SCRIPT = load("detect.sh")
 
 
 @dataclass(frozen=True)
@@ -169,7 +155,10 @@ async def detect(link: Link, host: HostProfile, *, refresh: bool = False) -> Det
     key = _cache_key(host)
     if not refresh and key in _CACHE:
         return _CACHE[key]
-    script = _enter_workdir(host.workdir) + DETECT_SCRIPT.replace("{venv_python}", HOST_VENV_PYTHON)
+    # The link may know interpreters with gputui (the local one: the running interpreter).
+    pythons = " ".join(shlex.quote(python) for python in link.sampler_pythons)
+    candidates = f'set -- {pythons} python3 "{HOST_VENV_PYTHON}"\n'
+    script = _enter_workdir(host.workdir) + candidates + DETECT_SCRIPT
     result = await link.run(
         in_env(script, host.env_activation, report=True), timeout=DETECT_TIMEOUT_S
     )

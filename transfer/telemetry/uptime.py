@@ -11,12 +11,10 @@ The ledger itself is plain data; ``load`` and ``save`` touch the disk and belong
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transfer.paths import gputui_home
+from transfer.paths import atomic_write, gputui_home
 
 GAP_S = 3600.0
 #: ``last_seen`` moves at most this often, so that saving stays rare.
@@ -113,11 +111,4 @@ def write(text: str, path: Path | None = None) -> None:
     own thread and writes it from a worker, so the ledger never changes under the writer."""
     path = path or ledger_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".uptime.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)

@@ -16,12 +16,11 @@ from transfer.errors import GputuiError, HostNotFound
 from transfer.hosts import LOCAL, HostProfile, HostStore
 from transfer.paths import known_hosts_file
 from tui.cli.common import UsageError, out, print_json
-from tui.text import terminal_safe
+from tui.text import NONE, terminal_safe
 
 if TYPE_CHECKING:
     from transfer.probe import ProbeReport
 
-NONE = "—"
 
 # CLI flag → HostProfile field, for every field a person sets on the command line.
 PROFILE_FLAGS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
@@ -255,10 +254,11 @@ def _report_table(host: HostProfile, report: ProbeReport) -> Table:
 def trust_host(args: argparse.Namespace) -> int:
     """Show the key (and the CA of its certificate, if any) and store the key itself: a CA that
     is not trusted yet stays so, trusting one host never trusts every host it signed."""
+    from transfer.connect import link_class
     from transfer.hostkeys import fetch_host_key, key_status, refused, trust_host_key
 
     host = HostStore().get(args.name)
-    if host.is_local:
+    if not link_class(host).has_host_key:
         raise UsageError(f"{host.name!r} is this machine; there is no host key to trust")
     info = asyncio.run(fetch_host_key(host))
     status = key_status(host, info)

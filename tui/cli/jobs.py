@@ -1,8 +1,10 @@
 """``gputui run|jobs|logs|stop|attach|setup``: detached jobs on a host, from the shell.
 
 ``run`` prints only the job id on stdout, so ``JOB=$(gputui run gpu1 -- python train.py)``
-works; what a person reads goes to stderr. ``logs -f`` rides out dropped links without losing
-or repeating a line.
+works; what a person reads goes to stderr. ``logs`` and ``setup`` print a job's log
+(``tui.cli.job_logs``). A job's cost is the rate recorded at launch × runtime
+(``transfer.telemetry.cost``), and a preempted job is waiting for a resume until a later job with
+the same name, command and folder takes it up (``transfer.jobs.resume``).
 
 Everything here that a host wrote (job names, log lines, error lines) is printed with its
 control characters shown escaped (``tui.text``), on a terminal or not; ``logs --raw`` alone
@@ -14,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
-import time
-from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
@@ -28,20 +27,19 @@ from transfer.connect import open_link
 from transfer.errors import GputuiError
 from transfer.hosts import HostProfile, HostStore
 from transfer.jobs.attach import attach_argv
-from transfer.jobs.events import LogEnded, LogLines, LogReconnecting, LogResumed
 from transfer.jobs.host import HostJobs
 from transfer.jobs.index import hosts_with_jobs
 from transfer.jobs.launch import command_from_argv, launch_job
-from transfer.jobs.logs import TAIL_WINDOW, follow_log
-from transfer.jobs.resume import is_preempted
-from transfer.jobs.state import JobMeta, JobState, JobStatus
+from transfer.jobs.logs import TAIL_WINDOW
+from transfer.jobs.resume import is_preempted, waiting_for_resume
+from transfer.jobs.state import JobMeta, JobStatus
 from transfer.jobs.stop import DEFAULT_GRACE_S, stop_job
+from transfer.telemetry.cost import job_cost, job_rate
 from tui.cli.common import UsageError, out, print_error, print_json, report_started
+from tui.cli.job_logs import logs_command, setup_command
 from tui.cli.train import resume_hint
 from tui.job_styles import STATE_STYLES
-from tui.text import one_line, terminal_safe
-
-NONE = "—"
+from tui.text import NONE, cents, duration, one_line
 
 
 def register(subparsers: Any) -> None:
@@ -197,7 +195,7 @@ def list_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             [
-                {**job.to_json(host.rate_usd_per_hour)}
+                job.to_json(job_rate(job.meta.rate_usd_per_hour, host.rate_usd_per_hour))
                 for host, jobs, _error in results
                 for job in jobs
             ]
@@ -242,128 +240,20 @@ def _print_jobs(results: list[tuple[HostProfile, list[JobStatus], str | None]]) 
         )
     for host, jobs, _error in results:
         for job in jobs:
-            cost = job.cost_usd(host.rate_usd_per_hour)
+            rate = job_rate(job.meta.rate_usd_per_hour, host.rate_usd_per_hour)
             table.add_row(
                 host.name,
                 job.id,
                 Text(one_line(job.name)),
                 Text(job.state_text, style=STATE_STYLES[job.state]),
-                format_duration(job.runtime_s),
+                NONE if job.runtime_s is None else duration(job.runtime_s, days=False),
                 NONE if job.exit_code is None else str(job.exit_code),
-                NONE if cost is None or not host.rate_usd_per_hour else f"${cost:.2f}",
+                cents(job_cost(rate, job.runtime_s).so_far),
             )
     out().print(table)
     for host, jobs, _error in results:
         for job in waiting_for_resume(jobs):
             sys.stdout.write(f"{job.id} ended {job.state_text}; {resume_hint(host.name, job.id)}\n")
-
-
-def waiting_for_resume(jobs: Sequence[JobStatus]) -> list[JobStatus]:
-    """Preempted jobs (oldest first) that no later job with the same name and command took up."""
-    waiting = []
-    for index, job in enumerate(jobs):
-        taken_up = any(
-            later.name == job.name and later.meta.command == job.meta.command
-            for later in jobs[index + 1 :]
-        )
-        if is_preempted(job) and not taken_up:
-            waiting.append(job)
-    return waiting
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return NONE
-    total = int(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-# -- logs ---------------------------------------------------------------------------------
-def logs_command(args: argparse.Namespace) -> int:
-    if args.tail is not None and args.tail < 0:
-        raise UsageError("--tail takes a number of lines, 0 or more")
-    host = HostStore().get(args.host_name)
-    try:
-        asyncio.run(
-            _print_log(host, args.job, follow=args.follow, tail=args.tail, raw=args.raw)
-        )
-    except BrokenPipeError:
-        # The reader went away (``| head``): not an error; and nothing more to flush at exit.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
-
-
-async def _print_log(
-    host: HostProfile, ref: str, *, follow: bool, tail: int | None, raw: bool = False
-) -> JobStatus:
-    async with open_link(host) as link:
-        jobs = HostJobs(link)
-        job = await jobs.resolve(ref)
-        printer = _LinePrinter(sys.stdout, raw=raw)
-        ended: JobStatus | None = None
-        async for event in follow_log(jobs, job.id, follow=follow, tail=tail):
-            if isinstance(event, LogLines):
-                printer.lines(event.lines, event.partial if follow else None)
-            elif isinstance(event, LogReconnecting):
-                printer.note(
-                    f"gputui: lost the link to {host.name} ({event.reason}); "
-                    f"reconnecting (attempt {event.attempt})"
-                )
-            elif isinstance(event, LogResumed):
-                printer.note(f"gputui: reconnected to {host.name}; following on")
-            elif isinstance(event, LogEnded):
-                ended = event.status
-        printer.finish()
-        if follow and ended is not None:
-            printer.note(f"gputui: {ended.id} {ended.state_text}")
-        return ended or job
-
-
-class _LinePrinter:
-    """Lines to stdout; on a terminal, the progress bar being redrawn shows on the last line.
-
-    Control characters in the lines are shown escaped (tabs kept) unless ``raw``: a job's output
-    is the host's text, and an escape sequence in it could rewrite the screen or the clipboard.
-    """
-
-    def __init__(self, stream: Any, *, raw: bool = False) -> None:
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.raw = raw
-        self.showing_partial = False
-
-    def lines(self, lines: Sequence[str], partial: str | None) -> None:
-        if not self.raw:
-            lines = [terminal_safe(line, keep_layout=True) for line in lines]
-            partial = None if partial is None else terminal_safe(partial)
-        text = "".join(f"{line}\n" for line in lines)
-        if self.showing_partial and (lines or partial is None):
-            text = "\r\x1b[K" + text
-            self.showing_partial = False
-        if self.tty and partial:
-            text += ("\r\x1b[K" if self.showing_partial else "") + partial
-            self.showing_partial = True
-        if text:
-            self.stream.write(text)
-            self.stream.flush()
-
-    def note(self, text: str) -> None:
-        self.finish()
-        sys.stderr.write(terminal_safe(text) + "\n")
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.showing_partial:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.showing_partial = False
 
 
 # -- stop ---------------------------------------------------------------------------------
@@ -373,7 +263,7 @@ def stop_command(args: argparse.Namespace) -> int:
     host = HostStore().get(args.host_name)
     before, after = asyncio.run(_stop(host, args.job, args.grace, not args.no_wait))
     if args.json:
-        print_json(after.to_json(host.rate_usd_per_hour))
+        print_json(after.to_json(job_rate(after.meta.rate_usd_per_hour, host.rate_usd_per_hour)))
     elif not before.state.is_active:
         out().print(f"{after.id} had already ended: {after.state_text}", markup=False)
     elif after.state.is_active:
@@ -411,47 +301,3 @@ def attach_command(args: argparse.Namespace) -> int:
 async def _resolve(host: HostProfile, ref: str) -> JobStatus:
     async with open_link(host) as link:
         return await HostJobs(link).resolve(ref)
-
-
-# -- setup --------------------------------------------------------------------------------
-def setup_command(args: argparse.Namespace) -> int:
-    host = HostStore().get(args.host_name)
-    if not host.setup_command:
-        raise UsageError(
-            f"{host.name} has no setup command; add one with "
-            f"`gputui hosts add {host.name} --replace … --setup CMD`"
-        )
-    ended = asyncio.run(_setup(host, follow=not args.detach))
-    if ended is None:
-        return 0
-    if ended.state is JobState.SUCCEEDED:
-        sys.stderr.write(f"gputui: setup of {host.name} finished\n")
-        return 0
-    sys.stderr.write(f"gputui: setup of {host.name} {ended.state_text}\n")
-    return 1
-
-
-async def _setup(host: HostProfile, *, follow: bool) -> JobStatus | None:
-    assert host.setup_command is not None
-    async with open_link(host) as link:
-        jobs = HostJobs(link)
-        meta = await launch_job(jobs, host.setup_command, name="setup")
-        sys.stderr.write(f"setup job {meta.id} started on {host.name}\n")
-        if not follow:
-            sys.stdout.write(meta.id + "\n")
-            return None
-        printer = _LinePrinter(sys.stdout)
-        started = time.monotonic()
-        ended: JobStatus | None = None
-        async for event in follow_log(jobs, meta.id):
-            if isinstance(event, LogLines):
-                printer.lines(event.lines, event.partial)
-            elif isinstance(event, LogReconnecting):
-                printer.note(f"gputui: lost the link to {host.name}; reconnecting")
-            elif isinstance(event, LogEnded):
-                ended = event.status
-        printer.finish()
-        if ended is None:
-            ended = await jobs.status(meta.id)
-        sys.stderr.write(f"gputui: took {format_duration(time.monotonic() - started)}\n")
-        return ended

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from transfer.errors import GputuiError
 from transfer.sync.bwlimit import parse_rate
-from tui.sizes import human_bytes, human_eta
-from tui.text import terminal_safe
+from tui.text import human_bytes, human_eta, terminal_safe
 
 if TYPE_CHECKING:
     from transfer.sync.engine import SyncRequest

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from tui.cli.common import UsageError, report_started
 
 #: The trainer's entry point on the host, run from the work folder (see trainers/lora.py).
 TRAINER = ("python", "-m", "trainers.lora")
+#: ``python -m trainers.config`` exits with this, one line on stderr, when the config is invalid.
+CONFIG_INVALID = 2
+CONFIG_CHECK_TIMEOUT_S = 60.0
 
 
 def register(subparsers: Any) -> None:
@@ -108,14 +112,27 @@ def _config_in_project(config: str) -> str:
 
 
 def _check_config(config: str, overrides: list[str]) -> None:
-    """Validate the config here, so a typo fails before anything is pushed or launched."""
-    from trainers.config import ConfigError, load_config
+    """Validate the config here, so a typo fails before anything is pushed or launched.
 
+    The trainer's own check runs as a child process (``python -m trainers.config``): the laptop
+    side reaches trainers/ only through the host protocol, never by importing its modules.
+    """
+    argv = [sys.executable, "-m", "trainers.config", *(f"--set={item}" for item in overrides)]
+    argv += ["--", config]
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     try:
-        load_config(config, overrides)
-    except ConfigError as exc:
-        more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
-        raise UsageError(f"{exc.source}: {exc.errors[0]}{more}") from None
+        done = subprocess.run(
+            argv, capture_output=True, env=env, timeout=CONFIG_CHECK_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GputuiError(f"cannot check {config}: {exc}") from None
+    if done.returncode == 0:
+        return
+    error = done.stderr.decode("utf-8", errors="replace").strip()
+    if done.returncode == CONFIG_INVALID and error and "\n" not in error:
+        raise UsageError(error)
+    last = error.splitlines()[-1] if error else f"exit status {done.returncode}"
+    raise GputuiError(f"cannot check {config}: {last}")
 
 
 async def _train(

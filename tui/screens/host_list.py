@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.markup import escape
 from textual import on
@@ -15,12 +15,11 @@ from tui.actions import HOST_LIST_ACTIONS, ActionSpec, bindings
 from tui.host_filter import filter_hosts
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.host_form import HostFormScreen
+from tui.screens.host_screen import open_host
+from tui.services.base import ServicesApp, services_of
 from tui.widgets import fleet_columns
 from tui.widgets.host_table import HostTable
 from tui.widgets.text_input import TextInput
-
-if TYPE_CHECKING:
-    from tui.app import GputuiApp
 
 FILTER_HINT = "Filter: type a name, address, tag or provider  (/ to focus, Esc to clear)"
 
@@ -33,8 +32,8 @@ class HostListScreen(Screen[None]):
     AUTO_FOCUS = "#hosts"
 
     @property
-    def gputui(self) -> GputuiApp:
-        return cast("GputuiApp", self.app)
+    def services(self) -> ServicesApp:
+        return services_of(self)
 
     @property
     def table(self) -> HostTable:
@@ -53,18 +52,18 @@ class HostListScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.gputui.hosts_changed.subscribe(self, self._hosts_changed)
-        self.fleet = fleet_columns.FleetRefresh(self.table, self.gputui.telemetry)
-        self.gputui.telemetry.changed.subscribe(self, self.fleet.mark, immediate=True)
+        self.services.hosts_changed.subscribe(self, self._hosts_changed)
+        self.fleet = fleet_columns.FleetRefresh(self.table, self.services.telemetry)
+        self.services.telemetry.changed.subscribe(self, self.fleet.mark, immediate=True)
         self.set_interval(fleet_columns.REFRESH_S, self.fleet.flush)
         self._hosts_changed(None)
 
     def _hosts_changed(self, _: None) -> None:
         self.refresh_hosts()
-        self.gputui.telemetry.follow(self.gputui.hosts, self.gputui.statuses)
+        self.services.telemetry.follow(self.services.hosts, self.services.statuses)
 
     def refresh_hosts(self) -> None:
-        app = self.gputui
+        app = self.services
         shown = filter_hosts(app.hosts, self.filter_input.value)
         self.table.show(shown, app.statuses)
         fleet_columns.fill(self.table, app.telemetry)
@@ -82,7 +81,7 @@ class HostListScreen(Screen[None]):
 
     def highlighted_host(self) -> HostProfile | None:
         name = self.table.highlighted_name
-        return self.gputui.host_named(name) if name else None
+        return self.services.host_named(name) if name else None
 
     # -- filter ---------------------------------------------------------------------------
     @on(Input.Changed, "#filter")
@@ -114,32 +113,32 @@ class HostListScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#hosts")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.gputui.open_host(str(event.row_key.value))
+        open_host(self.services, str(event.row_key.value))
 
     def action_open_host(self) -> None:
         host = self.highlighted_host()
         if host is not None:
-            self.gputui.open_host(host.name)
+            open_host(self.services, host.name)
 
     # -- editing ------------------------------------------------------------------------
     def action_add_host(self) -> None:
-        if not self.gputui.can_write_hosts():
+        if not self.services.can_write_hosts():
             return
-        taken = {host.name for host in self.gputui.hosts}
+        taken = {host.name for host in self.services.hosts}
         self.app.push_screen(HostFormScreen(None, taken), self._saved)
 
     def action_edit_host(self) -> None:
         host = self.highlighted_host()
-        if host is None or not self.gputui.can_write_hosts():
+        if host is None or not self.services.can_write_hosts():
             return
-        taken = {h.name for h in self.gputui.hosts if h.name != host.name}
+        taken = {h.name for h in self.services.hosts if h.name != host.name}
         self.app.push_screen(
             HostFormScreen(host, taken), lambda edited: self._saved(edited, host.name)
         )
 
     def _saved(self, host: HostProfile | None, replaces: str | None = None) -> None:
         if host is not None:
-            self.gputui.save_host(host, replaces)
+            self.services.save_host(host, replaces)
 
     def action_delete_host(self) -> None:
         host = self.highlighted_host()
@@ -148,15 +147,15 @@ class HostListScreen(Screen[None]):
         if host.name == LOCAL:
             self.notify("The built-in local host cannot be deleted.", severity="warning")
             return
-        if not self.gputui.can_write_hosts():
+        if not self.services.can_write_hosts():
             return
         question = f"Delete the host profile [b]{host.name}[/b] ({escape(host.address)})?"
         self.app.push_screen(
             ConfirmScreen(question, confirm_label="Delete"),
-            lambda yes: self.gputui.delete_host(host.name) if yes else None,
+            lambda yes: self.services.delete_host(host.name) if yes else None,
         )
 
     def action_test_host(self) -> None:
         host = self.highlighted_host()
         if host is not None:
-            self.gputui.test_host(host.name)
+            self.services.test_host(host.name)

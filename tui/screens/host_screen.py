@@ -9,7 +9,7 @@ fixed heights and scroll. Each pane is one key away (1–5, tab and shift+tab go
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.console import RenderableType
 from rich.table import Table
@@ -30,16 +30,15 @@ from tui.actions import (
     bindings,
 )
 from tui.host_status import UNKNOWN, HostStatus
+from tui.screens.job_actions import JobActions
 from tui.screens.log_screen import LogScreen
 from tui.screens.pull_prompt import PullPromptScreen
+from tui.services.base import ServicesApp, services_of
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.jobs_pane import JobsPane
 from tui.widgets.logs_pane import LogsPane
 from tui.widgets.metrics_pane import MetricsPane
 from tui.widgets.transfers_pane import TRANSFER_ACTIONS, TransfersPane
-
-if TYPE_CHECKING:
-    from tui.app import GputuiApp
 
 
 class HostScreen(Screen[None]):
@@ -52,6 +51,10 @@ class HostScreen(Screen[None]):
         HOST_SCREEN_ACTIONS + TRANSFER_ACTIONS + JOB_ACTIONS + DASHBOARD_ACTIONS
     )
     CSS_PATH: ClassVar[list[str | PurePath]] = [
+        "../styles/jobs_pane.tcss",
+        "../styles/logs_pane.tcss",
+        "../styles/log_lines.tcss",
+        "../styles/log_view.tcss",
         "../styles/transfers_pane.tcss",
         "../styles/metrics_pane.tcss",
     ]
@@ -65,10 +68,11 @@ class HostScreen(Screen[None]):
     def __init__(self, host_name: str) -> None:
         super().__init__()
         self.host_name = host_name
+        self.job_actions = JobActions(self, host_name)
 
     @property
-    def gputui(self) -> GputuiApp:
-        return cast("GputuiApp", self.app)
+    def services(self) -> ServicesApp:
+        return services_of(self)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,19 +89,19 @@ class HostScreen(Screen[None]):
         self.sub_title = self.host_name
         for pane_id, key, title in DASHBOARD_PANES:  # the key that reaches each pane, on its frame
             self.query_one(f"#{pane_id}", Widget).border_title = rf"\[{key}] {title}"
-        self.gputui.hosts_changed.subscribe(self, self._hosts_changed)
+        self.services.hosts_changed.subscribe(self, self._hosts_changed)
         self.refresh_summary()
 
     def _hosts_changed(self, _: None) -> None:
         self.refresh_summary()
 
     def refresh_summary(self) -> None:
-        host = self.gputui.host_named(self.host_name)
+        host = self.services.host_named(self.host_name)
         if host is None:
             if self.is_current:
                 self.dismiss()
             return
-        status = self.gputui.statuses.get(host.name, HostStatus())
+        status = self.services.statuses.get(host.name, HostStatus())
         self.query_one("#host-summary", Static).update(summary(host, status))
 
     def on_jobs_pane_highlighted(self, message: JobsPane.Highlighted) -> None:
@@ -143,55 +147,63 @@ class HostScreen(Screen[None]):
         self.dismiss()
 
     def action_test_host(self) -> None:
-        self.gputui.test_host(self.host_name)
+        self.services.test_host(self.host_name)
 
     # -- transfers (they belong to the app and outlive this screen) ----------------------------
     def action_push(self) -> None:
-        host = self.gputui.host_named(self.host_name)
+        host = self.services.host_named(self.host_name)
         if host is not None:
             self.query_one(TransfersPane).push(host)
 
     def action_pull(self) -> None:
         """Ask what to pull, offering the selected job's output folder (checkpoints, adapter)."""
-        if self.gputui.host_named(self.host_name) is not None:
+        if self.services.host_named(self.host_name) is not None:
             self.run_worker(self._ask_pull(), group=f"pull-prompt:{self.host_name}",
                             exclusive=True, exit_on_error=False)
 
     async def _ask_pull(self) -> None:
-        jobs = self.query_one(JobsPane)
-        job = jobs.selected()
-        default = await jobs.output_folder(job) if job is not None else None
-        host = self.gputui.host_named(self.host_name)
+        job = self.query_one(JobsPane).selected()
+        folder = self.services.jobs.output_folder
+        default = await folder(self.host_name, job) if job is not None else None
+        host = self.services.host_named(self.host_name)
         if host is not None and self.is_current:
             self.app.push_screen(PullPromptScreen(host, default=default),
                                  callback=self._pull_answered)
 
     def _pull_answered(self, path: str | None) -> None:
-        host = self.gputui.host_named(self.host_name)
+        host = self.services.host_named(self.host_name)
         if path and host is not None:
             self.query_one(TransfersPane).pull(host, path)
 
     # -- jobs: the keys work anywhere on the screen and act on the Jobs pane's selection --------
     def action_new_job(self) -> None:
-        self.query_one(JobsPane).action_new_job()
+        self.job_actions.new_job()
 
     def action_run_setup(self) -> None:
-        self.query_one(JobsPane).action_run_setup()
+        self.job_actions.run_setup()
 
     def action_open_log(self) -> None:
-        self.query_one(JobsPane).action_open_log()
+        self.query_one(JobsPane).open_log()
 
     def action_stop_job(self) -> None:
-        self.query_one(JobsPane).action_stop_job()
+        self.job_actions.stop()
 
     def action_resume_job(self) -> None:
-        self.query_one(JobsPane).action_resume_job()
+        self.job_actions.resume()
 
     def action_kill_job(self) -> None:
-        self.query_one(JobsPane).action_kill_job()
+        self.job_actions.kill()
 
     def action_attach(self) -> None:
-        self.query_one(JobsPane).action_attach()
+        self.job_actions.attach()
+
+
+def open_host(app: ServicesApp, name: str) -> None:
+    """Open the dashboard of the host named ``name``, or say there is none."""
+    if app.host_named(name) is None:
+        app.notify(f"no host named {name!r}", severity="error")
+        return
+    app.push_screen(HostScreen(name))
 
 
 def summary(host: HostProfile, status: HostStatus) -> Table:

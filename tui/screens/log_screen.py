@@ -15,13 +15,17 @@ from transfer.jobs.host import HostJobs
 from transfer.jobs.state import JobStatus
 from tui.text import one_line
 from tui.widgets.job_log import JobLogView
-from tui.widgets.log_view import DEFAULT_MAX_LINES
+from tui.widgets.log_lines import DEFAULT_MAX_LINES
 
 
 class LogScreen(Screen[None]):
     """Esc goes back; the job keeps running either way."""
 
-    CSS_PATH: ClassVar[list[str | PurePath]] = ["../styles/log_screen.tcss"]
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
+        "../styles/log_lines.tcss",
+        "../styles/log_view.tcss",
+        "../styles/log_screen.tcss",
+    ]
     BINDINGS: ClassVar = [
         Binding("escape", "back", "Back", id="log.back"),
     ]

@@ -18,7 +18,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from transfer.telemetry.fleet import HostTelemetry
-from tui import telemetry_text as fmt
+from tui import gauges
+from tui import text as fmt
 from tui.host_status import UNKNOWN
 
 #: key, label, width
@@ -54,12 +55,12 @@ def cells(state: HostTelemetry | None, now: float) -> dict[str, Text]:
     if mean is None:
         util = Text(UNKNOWN, style="dim")
     elif state.is_stale:
-        util = Text(f"{mean:.0f}% ⚠{fmt.age(state.age(now) or 0)}", style="yellow")
+        util = Text(f"{mean:.0f}% ⚠{fmt.duration(state.age(now) or 0)}", style="yellow")
     else:
-        util = Text(f"{mean:.0f}%", style=fmt.level_style(mean))
+        util = Text(f"{mean:.0f}%", style=gauges.level_style(mean))
     if state.idle_flagged:
         spent = state.idle_cost()
-        idle = Text(f"IDLE {fmt.age(state.idle.idle_for)}", style="bold yellow")
+        idle = Text(f"IDLE {fmt.duration(state.idle.idle_for)}", style="bold yellow")
         if spent is not None:
             idle.append(f" {fmt.usd(spent)}")
     else:
@@ -81,7 +82,7 @@ def fill_row(table: DataTable[Any], name: str, telemetry: StatesLike) -> None:
     state = telemetry.state(name)
     values: dict[str, Text | str] = dict(cells(state, telemetry.clock()))
     if state is not None and state.last is not None and state.last.gpus:
-        values[GPUS_COLUMN] = Text(fmt.gpu_summary(state.last.gpus))
+        values[GPUS_COLUMN] = Text(gauges.gpu_summary(state.last.gpus))
     for key, value in values.items():
         if not _same(table.get_cell(row, key), value):
             table.update_cell(row, key, value)

@@ -9,7 +9,7 @@ changes (``FleetTelemetry.changed``), so other hosts' samples cost it nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, cast
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -20,15 +20,14 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from trainers.protocol.gpu_sample import GpuSample, HostSample
-from transfer.hosts import HostProfile
 from transfer.telemetry.fleet import HostTelemetry
 from transfer.telemetry.history import GpuHistory
-from tui import telemetry_text as fmt
+from tui import gauges
+from tui import text as fmt
+from tui.services.base import services_of
+from tui.services.telemetry import FleetTelemetry
 from tui.text import one_line, terminal_safe
 from tui.widgets.pane import Pane
-
-if TYPE_CHECKING:
-    from tui.telemetry import FleetTelemetry
 
 LABEL_WIDTH = 4
 VALUE_WIDTH = 12
@@ -42,18 +41,8 @@ PROCESS_COLUMNS = (
 )
 
 
-class TelemetryApp(Protocol):
-    """What the panel needs from the app: the telemetry and the host profiles."""
-
-    telemetry: FleetTelemetry
-
-    def host_named(self, name: str) -> HostProfile | None: ...
-
-
 class GpuCard(Widget):
     """One GPU in three lines; drawn at the width it is given."""
-
-    DEFAULT_CSS = "GpuCard { height: 3; }"
 
     def __init__(self, index: int) -> None:
         super().__init__(classes="gpu-card")
@@ -80,7 +69,7 @@ def card_text(gpu: GpuSample, history: GpuHistory | None, now: float, width: int
     bar_width = width - LABEL_WIDTH - VALUE_WIDTH - (spark + 1 if spark else 0)
 
     facts = Text()
-    facts.append(fmt.na(gpu.temperature_c, "°C"), style=fmt.temperature_style(gpu.temperature_c))
+    facts.append(fmt.na(gpu.temperature_c, "°C"), style=gauges.temperature_style(gpu.temperature_c))
     power = f"{fmt.na(gpu.power_draw_w, '', '.0f')}/{fmt.na(gpu.power_limit_w, ' W', '.0f')}"
     facts.append(f"  {power}")
     facts.append(f"  fan {fmt.na(gpu.fan_pct, '%')}  {fmt.na(gpu.sm_clock_mhz, ' MHz')}")
@@ -101,21 +90,20 @@ def card_text(gpu: GpuSample, history: GpuHistory | None, now: float, width: int
         memory_pct,
         f"{fmt.gib(gpu.memory_used_mib)}/{fmt.gib(gpu.memory_total_mib)}G",
         bar_width,
-        fmt.level_style(memory_pct),
+        gauges.level_style(memory_pct),
     )
     if spark and history is not None:
-        util.append(" ").append_text(
-            fmt.sparkline(history.resampled(gpu.index, "utilization_pct", spark, now), 100, "green")
-        )
+        utilization = history.resampled(gpu.index, "utilization_pct", spark, now)
+        util.append(" ").append_text(gauges.sparkline(utilization, 100, "green"))
         memory.append(" ").append_text(
-            fmt.sparkline(history.resampled(gpu.index, "memory_pct", spark, now), 100, "cyan")
+            gauges.sparkline(history.resampled(gpu.index, "memory_pct", spark, now), 100, "cyan")
         )
     return Text("\n").join([title, util, memory])
 
 
 def _meter(label: str, percent: float | None, value: str, width: int, style: str) -> Text:
     line = Text(f"{label} ", style="bold")
-    line.append_text(fmt.bar(percent, width, style))
+    line.append_text(gauges.bar(percent, width, style))
     line.append(f" {value}".rjust(VALUE_WIDTH)[:VALUE_WIDTH])
     return line
 
@@ -131,7 +119,7 @@ def status_text(state: HostTelemetry | None, name: str, now: float) -> Text:
     line = Text()
     if state.is_stale:
         line.append(
-            f"⚠ stale: last sample {fmt.age(state.age(now) or 0)} ago — {state.stale_reason}",
+            f"⚠ stale: last sample {fmt.duration(state.age(now) or 0)} ago — {state.stale_reason}",
             style="bold yellow",
         )
         return line
@@ -140,7 +128,7 @@ def status_text(state: HostTelemetry | None, name: str, now: float) -> Text:
         parts.append(f"driver {terminal_safe(sample.driver_version)}")
     if sample.hostname:
         parts.append(terminal_safe(sample.hostname))
-    parts.append(f"updated {fmt.age(state.age(now) or 0)} ago")
+    parts.append(f"updated {fmt.duration(state.age(now) or 0)} ago")
     line.append(" · ".join(parts), style="dim")
     if state.error:
         line.append(f"  ({terminal_safe(state.error)})", style="yellow")
@@ -169,11 +157,12 @@ def cost_text(state: HostTelemetry, now: float) -> Text:
         so_far = state.cost_so_far(now)
         if so_far is not None and state.first_seen_up is not None:
             up_for = (state.received_at if state.is_stale and state.received_at else now)
-            line.append(f" · {fmt.usd(so_far)} so far (up {fmt.age(up_for - state.first_seen_up)})")
+            up = fmt.duration(up_for - state.first_seen_up)
+            line.append(f" · {fmt.usd(so_far)} so far (up {up})")
     if state.idle_flagged:
         spent = state.idle_cost()
         money = f" ({fmt.usd(spent)})" if spent is not None else ""
-        line.append(f" · IDLE {fmt.age(state.idle.idle_for)}{money}", style="bold yellow")
+        line.append(f" · IDLE {fmt.duration(state.idle.idle_for)}{money}", style="bold yellow")
     running = state.running_jobs
     if running is None:
         line.append(" · jobs: N/A", style="dim")
@@ -227,7 +216,7 @@ class GpuPanel(Pane):
     @property
     def telemetry(self) -> FleetTelemetry:
         if self._telemetry is None:
-            self._telemetry = cast("TelemetryApp", self.app).telemetry
+            self._telemetry = services_of(self).telemetry
         return self._telemetry
 
     def now(self) -> float:
@@ -246,7 +235,7 @@ class GpuPanel(Pane):
         for key, label in PROCESS_COLUMNS:
             table.add_column(label, key=key)
         self.telemetry.changed.subscribe(self, self._changed)
-        host = cast("TelemetryApp", self.app).host_named(self.host_name)
+        host = services_of(self).host_named(self.host_name)
         if host is not None:
             self.telemetry.watch(host)
         self.show(self.telemetry.state(self.host_name))

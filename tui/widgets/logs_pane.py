@@ -16,14 +16,6 @@ class LogsPane(Pane):
     TITLE = "Logs"
     PLACEHOLDER = "No log to follow. Select a job to tail its output here."
 
-    DEFAULT_CSS = """
-    LogsPane {
-        .pane-placeholder { height: auto; }
-        JobLogView { display: none; }
-        JobLogView.-following { display: block; }
-    }
-    """
-
     def compose(self) -> ComposeResult:
         yield from super().compose()
         yield JobLogView(max_lines=5_000, id="logs-pane-view")

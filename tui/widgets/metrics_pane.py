@@ -1,16 +1,14 @@
 """The Metrics pane: how the training of the job highlighted in the Jobs pane is going.
 
 A job that runs gputui's trainer writes progress lines (``protocol.progress``) that its job folder
-links to; the pane reads them from the host (``transfer.jobs.metrics``) and plots the loss and the
-learning rate over the steps, with step/total, tokens/s, the ETA, what finishing will cost at the
-host's hourly rate, and which start of the run this is. Lines arrive as the trainer writes them,
+links to; the pane reads them from the host (``transfer.telemetry.metrics``) and plots the loss and
+the learning rate over the steps, with step/total, tokens/s, the ETA, what finishing will cost at
+the host's hourly rate, and which start of the run this is. Lines arrive as the trainer writes them,
 but the pane redraws at most every ``REDRAW_S``: a fast trainer, or a long file read at start, costs
 a few frames, not one per line.
 """
 
 from __future__ import annotations
-
-import time
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -18,20 +16,20 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
-from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from transfer.errors import GputuiError
-from transfer.hosts import HostProfile
 from transfer.jobs.events import LogEnded, LogReconnecting, LogResumed
 from transfer.jobs.host import HostJobs
-from transfer.jobs.metrics import MetricsLines, RunMetrics, follow_metrics
 from transfer.jobs.state import JobStatus
-from transfer.telemetry.cost import JobCost
-from tui import telemetry_text as fmt
+from transfer.telemetry.cost import JobCost, job_rate
+from transfer.telemetry.metrics import MetricsLines, RunMetrics, follow_metrics
+from tui import text as fmt
+from tui.services.base import services_of
 from tui.text import one_line, terminal_safe
+from tui.throttle import Throttle
 from tui.widgets.pane import Pane
 
 #: The pane redraws at most this often, however fast lines come.
@@ -64,8 +62,7 @@ class MetricsPane(Pane):
         self.redraws = 0
         self.reconnects = 0
         self._worker: Worker[None] | None = None
-        self._timer: Timer | None = None
-        self._drawn_at = 0.0
+        self._throttle = Throttle(self.set_timer, REDRAW_S, self._redraw)
 
     def compose(self) -> ComposeResult:
         yield from super().compose()
@@ -73,10 +70,9 @@ class MetricsPane(Pane):
         yield PlotextPlot(id="metrics-plot")
 
     def on_mount(self) -> None:
-        hosts_changed = getattr(self.app, "hosts_changed", None)
-        if hosts_changed is not None:  # a new hourly rate changes the cost to finish
-            hosts_changed.subscribe(self, lambda _: self._changed())
-        self._redraw()
+        # A new hourly rate changes the cost to finish of a job launched without one.
+        services_of(self).hosts_changed.subscribe(self, lambda _: self._changed())
+        self._throttle.run()
 
     # -- following ------------------------------------------------------------------------------
     def follow(self, jobs: HostJobs, job: JobStatus) -> None:
@@ -116,24 +112,18 @@ class MetricsPane(Pane):
             self._changed()
 
     def rate(self) -> float:
-        finder = getattr(self.app, "host_named", None)
-        host = finder(self.host_name) if finder is not None else None
-        return host.rate_usd_per_hour if isinstance(host, HostProfile) else 0.0
+        """The job's rate: the one recorded at launch (``transfer.telemetry.cost``)."""
+        host = services_of(self).host_named(self.host_name)
+        host_rate = host.rate_usd_per_hour if host is not None else 0.0
+        return job_rate(self.job.meta.rate_usd_per_hour if self.job else 0.0, host_rate)
 
     # -- drawing (throttled) ----------------------------------------------------------------------
     def _changed(self) -> None:
         """Redraw now if the last frame is old enough, else once when it is."""
-        if self._timer is not None or not self.is_mounted:
-            return
-        wait = self._drawn_at + REDRAW_S - time.monotonic()
-        if wait <= 0:
-            self._redraw()
-        else:
-            self._timer = self.set_timer(wait, self._redraw)
+        if self.is_mounted:
+            self._throttle.request()
 
     def _redraw(self) -> None:
-        self._timer = None
-        self._drawn_at = time.monotonic()
         self.redraws += 1
         has_data = self.metrics.has_data
         try:
@@ -235,7 +225,7 @@ def eta_text(metrics: RunMetrics) -> str:
     eta = metrics.eta_s
     if eta is None:
         return fmt.NA
-    return fmt.age(eta) + (" (paused)" if metrics.preempted else "")
+    return fmt.duration(eta) + (" (paused)" if metrics.preempted else "")
 
 
 def cost_text(cost: JobCost, rate: float) -> Text:

@@ -1,10 +1,10 @@
 """Uploads and downloads between this machine and the host: one block per transfer, with a
 bar for the whole transfer and one for the file moving now, bytes, rate, ETA and state.
 
-The transfers themselves belong to the app (``tui.transfer_manager``): leaving the screen does
-not stop them, and coming back shows where they stand. ``p`` pushes this folder to the host's
-workdir and ``P`` pulls a path from the host (asked for), from anywhere on the host screen;
-with the pane focused, ``j``/``k`` select a transfer, ``c`` cancels and ``r`` resumes it.
+The transfers themselves belong to the app (``app.transfers``, ``tui.services.transfers``): leaving
+the screen does not stop them, and coming back shows where they stand. ``p`` pushes this folder to
+the host's workdir and ``P`` pulls a path from the host (asked for), from anywhere on the host
+screen; with the pane focused, ``j``/``k`` select a transfer, ``c`` cancels and ``r`` resumes it.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from textual.widgets import Static
 from transfer.hosts import HostProfile
 from transfer.sync.engine import SyncRequest
 from tui.actions import ActionSpec
-from tui.sizes import human_bytes, human_eta
-from tui.text import terminal_safe
-from tui.transfer_manager import TransferRecord, transfers_of
+from tui.services.base import services_of
+from tui.services.transfers import TransferRecord
+from tui.text import human_bytes, human_eta, terminal_safe
 from tui.widgets.pane import Pane
 
 # The host screen binds these (so they work wherever the focus is on it) and lists them in
@@ -160,7 +160,7 @@ class TransfersPane(Pane):
 
     def on_mount(self) -> None:
         if self.host_name:
-            transfers_of(self.app).changed.subscribe(self, self._changed)
+            services_of(self).transfers.changed.subscribe(self, self._changed)
             self.redraw()
 
     def _changed(self, host_name: str) -> None:
@@ -170,7 +170,7 @@ class TransfersPane(Pane):
     # -- reading -----------------------------------------------------------------------------
     @property
     def records(self) -> list[TransferRecord]:
-        return transfers_of(self.app).for_host(self.host_name)
+        return services_of(self).transfers.for_host(self.host_name)
 
     def selected_record(self) -> TransferRecord | None:
         records = self.records
@@ -219,7 +219,7 @@ class TransfersPane(Pane):
         return self._start(host, SyncRequest("pull", target, remote))
 
     def _start(self, host: HostProfile, request: SyncRequest) -> TransferRecord:
-        record = transfers_of(self.app).start(host, request)
+        record = services_of(self).transfers.start(host, request)
         self.selected = 0
         self.redraw()
         return record
@@ -232,14 +232,14 @@ class TransfersPane(Pane):
 
     def cancel_selected(self) -> bool:
         record = self.selected_record()
-        if record is None or not transfers_of(self.app).cancel(record):
+        if record is None or not services_of(self).transfers.cancel(record):
             self.app.notify("No running transfer selected", severity="warning")
             return False
         return True
 
     def resume_selected(self) -> bool:
         record = self.selected_record()
-        if record is None or not transfers_of(self.app).resume(record):
+        if record is None or not services_of(self).transfers.resume(record):
             self.app.notify("Select a stopped or failed transfer to resume", severity="warning")
             return False
         return True

@@ -1,27 +1,26 @@
-"""Every push and pull the app started, owned by the app so they outlive the screen that began
-them; the Transfers pane of a host screen only draws them.
+"""Every push and pull the app started, owned by the app (``app.transfers``) so they outlive the
+screen that began them; the Transfers pane of a host screen only draws them.
 
-Each transfer runs as an app worker. Its progress events update the transfer's record, and
-``changed`` (the host's name) is published at most ten times a second whatever the event rate,
-so a 10,000-file push costs the screen ten small redraws a second.
+Each transfer runs as an app worker, over the host's shared link (``transfer.link_pool``). Its
+progress events update the transfer's record, and ``changed`` (the host's name) is published at
+most ten times a second whatever the event rate, so a 10,000-file push costs the screen ten small
+redraws a second.
 """
 
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from textual.app import App
 from textual.signal import Signal
-from textual.timer import Timer
 from textual.worker import Worker
 
-from transfer.connect import open_link
 from transfer.errors import GputuiError
 from transfer.hosts import HostProfile
+from transfer.link_pool import LinkPool
 from transfer.sync.engine import Sync, SyncRequest
 from transfer.sync.events import (
     Finished,
@@ -32,6 +31,7 @@ from transfer.sync.events import (
     SyncEvent,
     SyncResult,
 )
+from tui.throttle import Throttle
 
 REDRAW_S = 0.1
 TransferState = Literal["running", "done", "failed", "cancelled"]
@@ -68,16 +68,17 @@ class TransferManager:
         *,
         clock: Callable[[], float] = time.monotonic,
         interval: float = REDRAW_S,
+        links: LinkPool | None = None,
     ) -> None:
         self.app = app
+        self.links = links or LinkPool()
         self.clock = clock
         self.interval = interval
         self.records: list[TransferRecord] = []
         self.changed: Signal[str] = Signal(app, "transfers-changed")
         self._next_id = 0
         self._dirty: set[str] = set()
-        self._last_publish = float("-inf")
-        self._timer: Timer | None = None
+        self._throttle = Throttle(app.set_timer, interval, self._publish, clock=clock)
 
     # -- what the pane reads -----------------------------------------------------------------
     def for_host(self, name: str) -> list[TransferRecord]:
@@ -122,10 +123,11 @@ class TransferManager:
         )
 
     async def _transfer(self, record: TransferRecord) -> None:
+        link = self.links.acquire(record.host)
         try:
-            async with open_link(record.host) as link:
-                sync = Sync(link, record.request, lambda event: self.on_event(record, event))
-                result = await sync.run()
+            await link.connect()
+            sync = Sync(link, record.request, lambda event: self.on_event(record, event))
+            result = await sync.run()
         except GputuiError as exc:
             record.error = str(exc)
             self._end(record, "failed")
@@ -138,6 +140,8 @@ class TransferManager:
                 bad = len(result.mismatches) + len(result.problems)
                 record.error = f"{bad} file{'s' if bad != 1 else ''} not copied right"
             self._end(record, "done" if result.ok else "failed")
+        finally:
+            await self.links.release(link)
         if record.state == "failed":
             self.app.notify(
                 record.error or "failed",
@@ -179,37 +183,12 @@ class TransferManager:
             )
         self._touch(record, force=isinstance(event, Finished))
 
-    # -- throttled announcements -------------------------------------------------------------
+    # -- throttled announcements (``tui.throttle``) -------------------------------------------
     def _touch(self, record: TransferRecord, *, force: bool = False) -> None:
         self._dirty.add(record.host.name)
-        wait = self.interval - (self.clock() - self._last_publish)
-        if force or wait <= 0:
-            self._publish()
-        elif self._timer is None:
-            self._timer = self.app.set_timer(wait, self._publish)
+        self._throttle.request(now=force)
 
     def _publish(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
-        self._last_publish = self.clock()
         dirty, self._dirty = self._dirty, set()
         for name in sorted(dirty):
             self.changed.publish(name)
-
-
-_MANAGERS: weakref.WeakKeyDictionary[App[Any], TransferManager] = weakref.WeakKeyDictionary()
-
-
-def transfers_of(app: App[Any]) -> TransferManager:
-    """The app's one transfer manager (made on first use)."""
-    manager = _MANAGERS.get(app)
-    if manager is None:
-        manager = _MANAGERS[app] = TransferManager(app)
-    return manager
-
-
-def install(app: App[Any], manager: TransferManager) -> TransferManager:
-    """Use ``manager`` as the app's (tests: a frozen clock)."""
-    _MANAGERS[app] = manager
-    return manager

@@ -1,4 +1,6 @@
-"""How telemetry reads on screen: N/A for what is missing, short ages, money, bars, sparklines."""
+"""How telemetry draws: bars filled in eighths of a cell, sparklines, colours by level.
+
+The words and numbers around them (N/A, ages, money) are ``tui.text``'s."""
 
 from __future__ import annotations
 
@@ -8,62 +10,10 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from trainers.protocol.gpu_sample import GpuSample
-from tui.text import terminal_safe
+from tui.text import short_name
 
-NA = "N/A"
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 _SPARKS = "▁▂▃▄▅▆▇█"
-
-
-def na(value: object, unit: str = "", spec: str = "") -> str:
-    """``value`` with its unit, or N/A."""
-    return NA if value is None else f"{value:{spec}}{unit}"
-
-
-def age(seconds: float) -> str:
-    """``4s``, ``2m13s``, ``1h02m``, ``3d04h``."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
-
-
-def usd(amount: float | None) -> str:
-    if amount is None:
-        return NA
-    return f"${amount:,.0f}" if amount >= 1000 else f"${amount:,.2f}"
-
-
-def gib(mib: int | None) -> str:
-    return NA if mib is None else f"{mib / 1024:.1f}"
-
-
-def size(mib: int | None) -> str:
-    if mib is None:
-        return NA
-    if mib >= 1024 * 1024:
-        return f"{mib / 1024 / 1024:.1f}T"
-    if mib >= 1024:
-        return f"{mib / 1024:.1f}G"
-    return f"{mib}M"
-
-
-def rate(bps: float | None) -> str:
-    if bps is None:
-        return NA
-    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
-        if bps >= scale:
-            return f"{bps / scale:.1f}{unit}"
-    return f"{bps:.0f}B/s"
-
-
-def short_name(name: str | None) -> str:
-    """A GPU name without its maker's prefix, control characters escaped (the host sent it)."""
-    return NA if not name else terminal_safe(name.removeprefix("NVIDIA ").removeprefix("GeForce "))
 
 
 def gpu_summary(gpus: Sequence[GpuSample]) -> str:

@@ -21,6 +21,8 @@ from textual.signal import Signal
 from textual.worker import Worker
 
 from transfer.hosts import LOCAL, HostProfile
+from transfer.link import Link
+from transfer.link_pool import LinkPool
 from transfer.telemetry import uptime
 from transfer.telemetry.events import TelemetryEvent
 from transfer.telemetry.fleet import HostTelemetry
@@ -30,9 +32,11 @@ from transfer.telemetry.uptime import UptimeLedger
 GROUP = "live:telemetry"
 
 
-def open_stream(host: HostProfile, interval: float, clock: Callable[[], float]) -> TelemetryStream:
-    """The telemetry stream of ``host`` (tests swap this out)."""
-    return TelemetryStream(host, interval=interval, clock=clock)
+def open_stream(
+    host: HostProfile, interval: float, clock: Callable[[], float], link: Link
+) -> TelemetryStream:
+    """The telemetry stream of ``host`` over its shared ``link`` (tests swap this out)."""
+    return TelemetryStream(host, interval=interval, clock=clock, link=link)
 
 
 class StatusLike(Protocol):
@@ -50,8 +54,10 @@ class FleetTelemetry:
         interval: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], float] = time.time,
         persist: bool = True,
+        links: LinkPool | None = None,
     ) -> None:
         self.app = app
+        self.links = links or LinkPool()
         self.interval = interval
         self.clock = clock
         self.persist = persist
@@ -124,9 +130,13 @@ class FleetTelemetry:
         return state
 
     async def _follow(self, host: HostProfile) -> None:
-        stream = open_stream(host, self.interval, self.clock)
-        async for event in stream.events():
-            self.feed(event)
+        link = self.links.acquire(host)
+        try:
+            stream = open_stream(host, self.interval, self.clock, link)
+            async for event in stream.events():
+                self.feed(event)
+        finally:
+            await self.links.release(link)
 
     # -- events ------------------------------------------------------------------------------
     def feed(self, event: TelemetryEvent) -> None:
