@@ -25,10 +25,11 @@ test: venv
 	@$(MAKE) --no-print-directory shellcheck
 	$(BIN)/pytest -q
 
-# What a change is checked with while working: no network namespaces, no training runs.
+# What a change is checked with while working: no network namespaces, no training runs, no
+# slow end-to-end checks; four workers, as most of the time is spent waiting on sshd.
 test-fast: venv
 	@.ci/system-packages
-	$(BIN)/pytest -q -m "not netns and not training and not slow"
+	$(BIN)/pytest -q -n 4 -m "not netns and not training and not slow"
 
 shellcheck:
 	$(if $(SHELL_SCRIPTS),shellcheck $(SHELL_SCRIPTS),@echo "shellcheck: no *.sh under transfer/ or trainers/")

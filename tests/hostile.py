@@ -135,7 +135,8 @@ def on_terminal(*argv: str, timeout: float = 60) -> tuple[int, str, str]:
     return code, out, err
 
 
-OTHER_USER = "gputui-other"
+#: One account per xdist worker (``gw0``, ``gw1``…), so parallel tests never remove each other's.
+OTHER_USER = "gputui-other" + os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 @pytest.fixture

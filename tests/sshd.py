@@ -209,8 +209,19 @@ class SshServer:
         return self.host_certificate
 
     def kill_connections(self) -> None:
-        """Kill every per-connection sshd (and its sessions), keeping the listener."""
+        """Kill every per-connection sshd (and its sessions), keeping the listener.
+
+        The connections die with SIGKILL, as a dropped link does; the commands they ran then get
+        a moment's SIGTERM before SIGKILL, as in :meth:`stop`: a login shell killed outright
+        while ``pyenv rehash`` holds its lock leaves the lock behind for every later shell.
+        """
         children = self._descendants()
+        connections = [c for c in children if is_sshd(c)]
+        commands = [c for c in children if not is_sshd(c)]
+        for process in [*connections, *commands]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL if process in connections else signal.SIGTERM)
+        psutil.wait_procs(commands, timeout=0.3)
         for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.send_signal(signal.SIGKILL)

@@ -23,10 +23,7 @@ from transfer.hosts import HostProfile, HostStore
 from tui import host_checks
 from tui.actions import APP_ACTIONS, ActionSpec, bindings
 from tui.commands import GputuiCommands
-from tui.screens.help import HelpScreen
 from tui.screens.host_list import HostListScreen
-from tui.screens.host_screen import open_host
-from tui.screens.trust_key import TrustKeyScreen
 from tui.services.base import ServicesApp
 
 if TYPE_CHECKING:
@@ -86,6 +83,8 @@ class GputuiApp(ServicesApp):
         except Exception as exc:
             self.notify(str(exc), title=f"No host key from {host.name}", severity="error")
             return
+        from tui.screens.trust_key import TrustKeyScreen  # a dialog: loaded when first shown
+
         self.push_screen(
             TrustKeyScreen(host, info, changed=changed),
             callback=partial(self._trust_answered, host, info),
@@ -113,8 +112,13 @@ class GputuiApp(ServicesApp):
 
     # -- navigation ---------------------------------------------------------------------
     def open_host(self, name: str) -> None:
+        # The dashboard's modules (panes, plots, jobs) load on the first open, not at start-up.
+        from tui.screens.host_screen import open_host
+
         open_host(self, name)
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpScreen  # not on the first frame: loaded when asked
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))

@@ -22,8 +22,10 @@ from sshd import SshServer
 from trainers.protocol.progress import ProgressLine, read_lines
 from transfer.connect import open_link
 from transfer.hosts import HostProfile
-from transfer.jobs import HostJobs, JobState, launch_job
 from transfer.jobs.events import LogEnded, LogReconnecting, LogResumed
+from transfer.jobs.host import HostJobs
+from transfer.jobs.launch import launch_job
+from transfer.jobs.state import JobState
 from transfer.telemetry.metrics import (
     MetricsEvent,
     MetricsLines,

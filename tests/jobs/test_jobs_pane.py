@@ -16,8 +16,9 @@ from waiting import pilot_until
 from transfer.connect import open_link
 from transfer.errors import HostUnreachable
 from transfer.hosts import HostProfile, HostStore, local_host
-from transfer.jobs import HostJobs, JobState, launch_job
-from transfer.jobs.state import JobMeta, JobStatus, StopSignal
+from transfer.jobs.host import HostJobs
+from transfer.jobs.launch import launch_job
+from transfer.jobs.state import JobMeta, JobState, JobStatus, StopSignal
 from tui.app import GputuiApp
 from tui.screens import job_actions
 from tui.screens.confirm import ConfirmScreen

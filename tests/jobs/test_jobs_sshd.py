@@ -20,10 +20,12 @@ from waiting import file_holds, until_async
 from trainers.protocol.jobdir import PID, PidRecord, job_is_running
 from transfer.connect import open_link
 from transfer.hosts import HostProfile, local_host
-from transfer.jobs import HostJobs, JobState, command_from_argv, follow_log, launch_job, stop_job
 from transfer.jobs.events import LogEnded, LogLines, LogReconnecting
-from transfer.jobs.logs import tail_lines
-from transfer.jobs.state import JobStatus
+from transfer.jobs.host import HostJobs
+from transfer.jobs.launch import command_from_argv, launch_job
+from transfer.jobs.logs import follow_log, tail_lines
+from transfer.jobs.state import JobState, JobStatus
+from transfer.jobs.stop import stop_job
 
 pytestmark = pytest.mark.usefixtures("job_env")
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from transfer.jobs.state import JobFacts, JobMeta, JobState, derive_status, parse_probe
+from transfer.telemetry.cost import job_cost
 
 BOOT = "5f0c3a1e-1111-2222-3333-444455556666"
 NOW = 1_700_000_100.0
@@ -89,14 +90,15 @@ def test_times_runtime_and_cost() -> None:
     )
     assert status is not None
     assert status.runtime_s == 90.0
-    assert status.cost_usd(2.0) == pytest.approx(0.05)
+    assert job_cost(2.0, status.runtime_s).so_far == pytest.approx(0.05)
     ended = derive_status(
         facts(exit_code="0", started_at="1700000010", ended_at="1700000040"), BOOT, NOW
     )
     assert ended is not None and ended.runtime_s == 30.0 and ended.ended_at == 1_700_000_040.0
     assert derive_status(facts(), BOOT, NOW) is not None
     unknown = derive_status(facts(meta_mtime=NOW), BOOT, NOW)
-    assert unknown is not None and unknown.runtime_s is None and unknown.cost_usd(1.0) is None
+    assert unknown is not None and unknown.runtime_s is None
+    assert job_cost(1.0, unknown.runtime_s).so_far is None
 
 
 def test_unreadable_metadata_is_skipped() -> None:

@@ -117,6 +117,7 @@ def test_a_killed_command_stops_its_transfer_and_a_rerun_completes_it(
     assert "pushed 1 files" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [5, 17, 29])
 def test_commands_killed_at_random_points_end_identical(
     saved_box: HostProfile, tmp_path: Path, seed: int

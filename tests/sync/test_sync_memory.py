@@ -19,6 +19,7 @@ from transfer.sync.remote import RECEIVE_WINDOW
 SIZE = 192 * 1024 * 1024
 
 
+@pytest.mark.slow
 async def test_a_slow_disk_here_does_not_fill_memory(
     box: HostProfile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

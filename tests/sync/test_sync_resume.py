@@ -172,6 +172,7 @@ class TimedKiller:
         self._timer.join()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [7, 11, 23])
 async def test_random_kill_points_always_end_identical(
     box: HostProfile, sshd_server: SshServer, tmp_path: Path, seed: int

@@ -203,6 +203,7 @@ def demo_variables_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("demo_variables_unset")
 def test_demo_sets_up_the_local_host_for_this_checkout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -66,6 +66,7 @@ def gputui_processes(argvs: list[list[str]]) -> list[subprocess.CompletedProcess
 
 
 # -- the lock ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_twenty_concurrent_adds_keep_all_twenty_profiles(isolated_home: Path) -> None:
     names = [f"gpu-{index:02d}" for index in range(20)]
     results = gputui_processes(
@@ -94,6 +95,7 @@ def public_key() -> str:
     return " ".join(key.export_public_key().decode().split()[:2])
 
 
+@pytest.mark.slow
 def test_concurrent_trusts_wait_for_the_lock_and_keep_every_line(isolated_home: Path) -> None:
     keys = {f"10.1.0.{index}": public_key() for index in range(12)}
     same = public_key()  # one more host, trusted by four processes at once: one line

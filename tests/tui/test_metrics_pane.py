@@ -36,9 +36,8 @@ from waiting import pilot_until
 
 from transfer.connect import open_link
 from transfer.hosts import HostProfile, HostStore
-from transfer.jobs import HostJobs, launch_job
-from transfer.jobs.host import JOBS_ROOT_ENV
-from transfer.jobs.launch import TMUX_SOCKET_ENV
+from transfer.jobs.host import JOBS_ROOT_ENV, HostJobs
+from transfer.jobs.launch import TMUX_SOCKET_ENV, launch_job
 from transfer.jobs.state import JobMeta
 from tui.app import GputuiApp
 from tui.screens.host_screen import HostScreen

@@ -173,17 +173,14 @@ class JobStatus:
         end = self.ended_at if self.ended_at is not None else self.observed_at
         return max(0.0, end - self.started_at)
 
-    def cost_usd(self, rate_usd_per_hour: float) -> float | None:
-        runtime = self.runtime_s
-        return None if runtime is None else rate_usd_per_hour * runtime / 3600.0
-
     @property
     def state_text(self) -> str:
         """The state with its detail, e.g. ``stopped (SIGKILL after 60 s)``."""
         return f"{self.state.value} ({self.detail})" if self.detail else self.state.value
 
-    def to_json(self, rate_usd_per_hour: float | None = None) -> dict[str, Any]:
-        rate = self.meta.rate_usd_per_hour if rate_usd_per_hour is None else rate_usd_per_hour
+    def to_json(self, cost_usd: float | None = None) -> dict[str, Any]:
+        """The job for ``--json``; its cost comes from the one cost rule
+        (``transfer.telemetry.cost``), which the caller applies."""
         return {
             "id": self.meta.id,
             "name": self.meta.name,
@@ -200,7 +197,7 @@ class JobStatus:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "runtime_s": self.runtime_s,
-            "cost_usd": self.cost_usd(rate),
+            "cost_usd": cost_usd,
             "stop_signals": [s.name for s in self.stop_signals],
         }
 

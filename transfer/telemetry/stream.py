@@ -37,7 +37,7 @@ from transfer.errors import (
 from transfer.hosts import HostProfile
 from transfer.jobs.host import HostJobs
 from transfer.link import Link
-from transfer.telemetry import source
+from transfer.telemetry import DEFAULT_INTERVAL_S, source
 from transfer.telemetry.events import (
     TelemetryError,
     TelemetryEvent,
@@ -58,7 +58,6 @@ FATAL_ERRORS: tuple[type[GputuiError], ...] = (
 #: Failures worth another try after a pause: the link, the host, a command that broke.
 RETRY_ERRORS = (GputuiError, OSError, asyncio.TimeoutError, SampleFormatError)
 
-DEFAULT_INTERVAL_S = 1.0
 JOBS_INTERVAL_S = 30.0
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0

@@ -14,16 +14,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainers.protocol.gpu_sample import HostSample
 from trainers.protocol.sample_text import format_human
 from transfer.errors import GputuiError
 from transfer.hosts import HostStore
+from transfer.telemetry import DEFAULT_INTERVAL_S
 from transfer.telemetry.events import TelemetryError, TelemetrySample, TelemetryStale
-from transfer.telemetry.stream import DEFAULT_INTERVAL_S, TelemetryStream
 from tui.cli.common import UsageError, print_error
 from tui.text import terminal_safe
+
+if TYPE_CHECKING:
+    from transfer.telemetry.stream import TelemetryStream
 
 
 def register(subparsers: Any) -> None:
@@ -51,6 +54,9 @@ def show_gpu(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise UsageError("--interval must be more than 0 seconds")
     host = HostStore().get(args.name)
+    # The stream's modules load with this verb, not with every `gputui` (the app among them).
+    from transfer.telemetry.stream import TelemetryStream
+
     stream = TelemetryStream(host, interval=args.interval)
     if args.once:
         _print(asyncio.run(stream.once()), args.json)

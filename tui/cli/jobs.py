@@ -187,6 +187,12 @@ async def _launch(
 
 
 # -- jobs ---------------------------------------------------------------------------------
+def _job_json(job: JobStatus, host: HostProfile) -> dict[str, Any]:
+    """A job for ``--json``, its cost by the one rule: the rate recorded at launch × runtime."""
+    rate = job_rate(job.meta.rate_usd_per_hour, host.rate_usd_per_hour)
+    return job.to_json(job_cost(rate, job.runtime_s).so_far)
+
+
 def list_command(args: argparse.Namespace) -> int:
     store = HostStore()
     names = [args.host_name] if args.host_name else hosts_with_jobs()
@@ -195,7 +201,7 @@ def list_command(args: argparse.Namespace) -> int:
     if args.json:
         print_json(
             [
-                job.to_json(job_rate(job.meta.rate_usd_per_hour, host.rate_usd_per_hour))
+                _job_json(job, host)
                 for host, jobs, _error in results
                 for job in jobs
             ]
@@ -263,7 +269,7 @@ def stop_command(args: argparse.Namespace) -> int:
     host = HostStore().get(args.host_name)
     before, after = asyncio.run(_stop(host, args.job, args.grace, not args.no_wait))
     if args.json:
-        print_json(after.to_json(job_rate(after.meta.rate_usd_per_hour, host.rate_usd_per_hour)))
+        print_json(_job_json(after, host))
     elif not before.state.is_active:
         out().print(f"{after.id} had already ended: {after.state_text}", markup=False)
     elif after.state.is_active:

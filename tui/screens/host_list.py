@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.markup import escape
 from textual import on
@@ -13,13 +13,13 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from transfer.hosts import LOCAL, HostProfile
 from tui.actions import HOST_LIST_ACTIONS, ActionSpec, bindings
 from tui.host_filter import filter_hosts
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.host_form import HostFormScreen
-from tui.screens.host_screen import open_host
 from tui.services.base import ServicesApp, services_of
 from tui.widgets import fleet_columns
 from tui.widgets.host_table import HostTable
 from tui.widgets.text_input import TextInput
+
+if TYPE_CHECKING:
+    from tui.screens.host_form import HostFormScreen
 
 FILTER_HINT = "Filter: type a name, address, tag or provider  (/ to focus, Esc to clear)"
 
@@ -113,19 +113,25 @@ class HostListScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#hosts")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        open_host(self.services, str(event.row_key.value))
+        self._open(str(event.row_key.value))
 
     def action_open_host(self) -> None:
         host = self.highlighted_host()
         if host is not None:
-            open_host(self.services, host.name)
+            self._open(host.name)
+
+    def _open(self, name: str) -> None:
+        # The dashboard's modules (panes, plots, jobs) load on the first open, not at start-up.
+        from tui.screens.host_screen import open_host
+
+        open_host(self.services, name)
 
     # -- editing ------------------------------------------------------------------------
     def action_add_host(self) -> None:
         if not self.services.can_write_hosts():
             return
         taken = {host.name for host in self.services.hosts}
-        self.app.push_screen(HostFormScreen(None, taken), self._saved)
+        self.app.push_screen(_host_form(None, taken), self._saved)
 
     def action_edit_host(self) -> None:
         host = self.highlighted_host()
@@ -133,7 +139,7 @@ class HostListScreen(Screen[None]):
             return
         taken = {h.name for h in self.services.hosts if h.name != host.name}
         self.app.push_screen(
-            HostFormScreen(host, taken), lambda edited: self._saved(edited, host.name)
+            _host_form(host, taken), lambda edited: self._saved(edited, host.name)
         )
 
     def _saved(self, host: HostProfile | None, replaces: str | None = None) -> None:
@@ -149,6 +155,8 @@ class HostListScreen(Screen[None]):
             return
         if not self.services.can_write_hosts():
             return
+        from tui.screens.confirm import ConfirmScreen  # a dialog: loaded when first asked
+
         question = f"Delete the host profile [b]{host.name}[/b] ({escape(host.address)})?"
         self.app.push_screen(
             ConfirmScreen(question, confirm_label="Delete"),
@@ -159,3 +167,10 @@ class HostListScreen(Screen[None]):
         host = self.highlighted_host()
         if host is not None:
             self.services.test_host(host.name)
+
+
+def _host_form(host: HostProfile | None, taken: set[str]) -> HostFormScreen:
+    """The add/edit dialog, its module loaded when first opened rather than at start-up."""
+    from tui.screens.host_form import HostFormScreen
+
+    return HostFormScreen(host, taken)

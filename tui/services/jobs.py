@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.signal import Signal
@@ -22,15 +22,13 @@ from textual.timer import Timer
 
 from transfer.errors import GputuiError
 from transfer.hosts import HostProfile
-from transfer.jobs.host import HostJobs
-from transfer.jobs.launch import launch_job
-from transfer.jobs.outputs import job_output_folder
-from transfer.jobs.resume import resume_job
 from transfer.jobs.state import JobMeta, JobStatus
-from transfer.jobs.stop import request_stop
 from transfer.link import Link
 from transfer.link_pool import LinkPool
 from tui.text import terminal_safe
+
+if TYPE_CHECKING:
+    from transfer.jobs.host import HostJobs
 
 POLL_S = 2.0
 RETRY_S = (5.0, 10.0, 30.0)
@@ -38,6 +36,9 @@ RETRY_S = (5.0, 10.0, 30.0)
 
 def open_host_jobs(link: Link) -> HostJobs:
     """The jobs of the host at the other end of ``link`` (tests swap this out)."""
+    # The job modules load when a host's jobs are first listed, not at start-up.
+    from transfer.jobs.host import HostJobs
+
     return HostJobs(link)
 
 
@@ -152,16 +153,24 @@ class JobsService:
 
     # -- actions (``list_now`` afterwards shows their effect) ------------------------------------
     async def launch(self, name: str, command: str, job_name: str | None) -> JobMeta:
+        from transfer.jobs.launch import launch_job  # loaded with the first launch
+
         return await launch_job(self._source(name), command, name=job_name)
 
     async def stop(self, name: str, job_id: str, grace_s: float) -> None:
+        from transfer.jobs.stop import request_stop  # loaded with the first stop
+
         await request_stop(self._source(name), job_id, grace_s=grace_s)
 
     async def resume(self, name: str, job_id: str) -> JobMeta:
+        from transfer.jobs.resume import resume_job  # loaded with the first resume
+
         return await resume_job(self._source(name), job_id)
 
     async def output_folder(self, name: str, job: JobStatus) -> str | None:
         """The job's output folder on the host (what ``P`` offers to pull), if it names one."""
+        from transfer.jobs.outputs import job_output_folder  # loaded with the first pull offer
+
         source = self.source(name)
         return None if source is None else await job_output_folder(source, job)
 

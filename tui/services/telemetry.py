@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.app import App
 from textual.signal import Signal
@@ -23,11 +23,13 @@ from textual.worker import Worker
 from transfer.hosts import LOCAL, HostProfile
 from transfer.link import Link
 from transfer.link_pool import LinkPool
-from transfer.telemetry import uptime
+from transfer.telemetry import DEFAULT_INTERVAL_S, uptime
 from transfer.telemetry.events import TelemetryEvent
 from transfer.telemetry.fleet import HostTelemetry
-from transfer.telemetry.stream import DEFAULT_INTERVAL_S, TelemetryStream
 from transfer.telemetry.uptime import UptimeLedger
+
+if TYPE_CHECKING:
+    from transfer.telemetry.stream import TelemetryStream
 
 GROUP = "live:telemetry"
 
@@ -36,6 +38,9 @@ def open_stream(
     host: HostProfile, interval: float, clock: Callable[[], float], link: Link
 ) -> TelemetryStream:
     """The telemetry stream of ``host`` over its shared ``link`` (tests swap this out)."""
+    # The stream (sources, readers, job listing) loads with the first watched host.
+    from transfer.telemetry.stream import TelemetryStream
+
     return TelemetryStream(host, interval=interval, clock=clock, link=link)
 
 

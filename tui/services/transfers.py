@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from textual.app import App
 from textual.signal import Signal
@@ -21,7 +21,6 @@ from textual.worker import Worker
 from transfer.errors import GputuiError
 from transfer.hosts import HostProfile
 from transfer.link_pool import LinkPool
-from transfer.sync.engine import Sync, SyncRequest
 from transfer.sync.events import (
     Finished,
     PhaseChanged,
@@ -32,6 +31,9 @@ from transfer.sync.events import (
     SyncResult,
 )
 from tui.throttle import Throttle
+
+if TYPE_CHECKING:
+    from transfer.sync.engine import SyncRequest
 
 REDRAW_S = 0.1
 TransferState = Literal["running", "done", "failed", "cancelled"]
@@ -126,6 +128,8 @@ class TransferManager:
         link = self.links.acquire(record.host)
         try:
             await link.connect()
+            from transfer.sync.engine import Sync  # the engine loads with the first transfer
+
             sync = Sync(link, record.request, lambda event: self.on_event(record, event))
             result = await sync.run()
         except GputuiError as exc:
