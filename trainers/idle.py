@@ -41,12 +41,10 @@ from typing import Any, TextIO
 
 from trainers.protocol import jobdir
 from trainers.protocol.gpu_sample import HostSample, SampleFormatError
-from trainers.protocol.idle_rule import (  # noqa: F401  (the rule, used here and re-read by tests)
+from trainers.protocol.idle_rule import (
     DEFAULT_THRESHOLD_PCT,
     DEFAULT_WINDOW_S,
-    KEEP,
     STOP,
-    WOULD_STOP,
     Decision,
     IdleRule,
     IdleTracker,

@@ -13,15 +13,10 @@ from typing import Any
 
 import pytest
 
-from trainers.idle import (
-    IdleRule,
-    IdleTracker,
-    Watchdog,
-    other_running_jobs,
-    parse_duration,
-)
+from trainers.idle import Watchdog, other_running_jobs, parse_duration
 from trainers.protocol import jobdir
 from trainers.protocol.gpu_sample import GpuSample, HostSample
+from trainers.protocol.idle_rule import IdleRule, IdleTracker
 
 REPO = Path(__file__).resolve().parents[2]
 
