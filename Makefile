@@ -2,7 +2,7 @@
 #   make run    create .venv, install, open the app on the built-in `local` host with the demo
 #               project ready (gputui --demo: push, train configs/dev.yaml, pull, on this machine)
 #   make test   create .venv, install with dev extras, run the whole suite
-#   make test-fast  the suite without network namespaces or training runs, for quick checks
+#   make test-fast  quick checks: no network namespaces, training runs or slowest end-to-end tests
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
